@@ -1,0 +1,1 @@
+"""Weight files, key normalisation, the Hub and TensorFlow checkpoints."""

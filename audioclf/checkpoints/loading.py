@@ -1,0 +1,120 @@
+"""Putting a checkpoint's tensors into a model: key normalisation, the loading report, and its rules.
+
+Key normalisation (what ``transformers`` 5.x accepts, applied per key):
+* legacy weight norm ``…weight_g`` / ``…weight_v`` → ``…parametrizations.weight.original0`` / ``original1``;
+* ``LayerNorm.gamma`` / ``LayerNorm.beta`` → ``LayerNorm.weight`` / ``LayerNorm.bias`` (only modules named
+  ``LayerNorm``; a ``layer_norm.gamma`` is not renamed);
+* the base-model prefix is stripped when the stripped key exists in the model, or added when that exists, so bare
+  base-model checkpoints load into the classifier.
+Keys the model has no use for (pre-training heads, ``masked_spec_embed``, CTC ``lm_head``) are reported as unexpected
+and dropped. Missing head parameters keep their random initialisation and are named in a warning.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from audioclf.errors import CheckpointError
+
+_RENAMES = (
+    (".weight_g", ".parametrizations.weight.original0"),
+    (".weight_v", ".parametrizations.weight.original1"),
+    ("LayerNorm.gamma", "LayerNorm.weight"),
+    ("LayerNorm.beta", "LayerNorm.bias"),
+)
+
+
+@dataclass
+class LoadingReport:
+    """What happened to each key: the ``output_loading_info`` dictionary of ``from_pretrained``."""
+
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    mismatched_keys: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    error_msgs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list]:
+        return {
+            "missing_keys": list(self.missing_keys),
+            "unexpected_keys": list(self.unexpected_keys),
+            "mismatched_keys": list(self.mismatched_keys),
+            "error_msgs": list(self.error_msgs),
+        }
+
+
+def rename_legacy_key(key: str) -> str:
+    for old, new in _RENAMES:
+        if key.endswith(old):
+            return key[: -len(old)] + new
+    return key
+
+
+def normalise_keys(state: dict[str, torch.Tensor], model_keys: set[str], prefix: str) -> dict[str, torch.Tensor]:
+    """Rename checkpoint keys to the model's names (legacy names, base prefix added or stripped)."""
+    renamed: dict[str, torch.Tensor] = {}
+    dotted = prefix + "."
+    for key, value in state.items():
+        key = rename_legacy_key(key)
+        if key not in model_keys:
+            if key.startswith(dotted) and key[len(dotted):] in model_keys:
+                key = key[len(dotted):]
+            elif dotted + key in model_keys:
+                key = dotted + key
+        renamed[key] = value
+    return renamed
+
+
+def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, prefix: str,
+                         ignore_mismatched_sizes: bool = False, is_head=lambda key: False,
+                         source: str = "checkpoint") -> LoadingReport:
+    """Copy ``state`` into ``model`` (in place) and report missing / unexpected / mismatched keys.
+
+    A shape mismatch raises a one-line :class:`CheckpointError` naming the key and both shapes, before anything is
+    copied, unless ``ignore_mismatched_sizes`` (then the parameter keeps its initialisation and is reported).
+    Buffers such as BatchNorm's ``num_batches_tracked`` count as keys too.
+    """
+    expected = model.state_dict()
+    state = normalise_keys(state, set(expected), prefix)
+    report = LoadingReport()
+    to_load: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key not in expected:
+            report.unexpected_keys.append(key)
+            continue
+        target_shape = tuple(expected[key].shape)
+        if tuple(value.shape) != target_shape:
+            if not ignore_mismatched_sizes:
+                raise CheckpointError(
+                    f"{source}: {key} has shape {list(value.shape)} but the model expects {list(target_shape)} "
+                    "(pass ignore_mismatched_sizes=True to re-initialise it)"
+                )
+            report.mismatched_keys.append((key, tuple(value.shape), target_shape))
+            continue
+        if not (value.is_floating_point() or key.endswith("num_batches_tracked")):
+            raise CheckpointError(f"{source}: {key} has non-float dtype {value.dtype}")
+        to_load[key] = value
+    report.missing_keys = [key for key in expected if key not in to_load and
+                           key not in {m[0] for m in report.mismatched_keys}]
+    with torch.no_grad():
+        for key, value in to_load.items():
+            expected[key].copy_(value.to(expected[key].dtype))
+    if report.missing_keys:
+        heads = [k for k in report.missing_keys if is_head(k)]
+        others = [k for k in report.missing_keys if not is_head(k)]
+        if heads:
+            _warn(f"{source} has no {', '.join(heads)}: initialised at random (train or fine-tune before use)")
+        if others:
+            shown = ", ".join(others[:8]) + (f" and {len(others) - 8} more" if len(others) > 8 else "")
+            _warn(f"{source} lacks {len(others)} model parameter(s), left at random initialisation: {shown}")
+    if report.mismatched_keys:
+        shown = ", ".join(f"{k} {list(a)}→{list(b)}" for k, a, b in report.mismatched_keys)
+        _warn(f"re-initialised parameters whose shapes differ from the {source}: {shown}")
+    return report
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

@@ -1,0 +1,118 @@
+"""Reference models built with ``transformers`` (the test oracle) and saved the ways real checkpoints are saved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TINY = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40,
+    conv_dim=(32, 32, 32), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
+    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4, classifier_proj_size=24,
+    initializer_range=0.3, num_labels=5,
+)
+TINY_SEW = dict(TINY, conv_dim=(32, 32, 32, 32), conv_kernel=(10, 3, 1, 3), conv_stride=(5, 2, 1, 2),
+                num_conv_pos_embeddings=7)
+
+#: valid lengths (samples) of the padded test batch: odd and even frame counts after the conv stack
+BATCH_LENGTHS = (4001, 3000, 2501, 3650)
+
+
+def reference_classes(model_type: str):
+    import transformers as T
+
+    return {
+        "wav2vec2": (T.Wav2Vec2Config, T.Wav2Vec2ForSequenceClassification, T.Wav2Vec2Model),
+        "hubert": (T.HubertConfig, T.HubertForSequenceClassification, T.HubertModel),
+        "unispeech": (T.UniSpeechConfig, T.UniSpeechForSequenceClassification, T.UniSpeechModel),
+        "unispeech-sat": (T.UniSpeechSatConfig, T.UniSpeechSatForSequenceClassification, T.UniSpeechSatModel),
+        "sew": (T.SEWConfig, T.SEWForSequenceClassification, T.SEWModel),
+        "sew-d": (T.SEWDConfig, T.SEWDForSequenceClassification, T.SEWDModel),
+    }[model_type]
+
+
+def randomise(model: torch.nn.Module, seed: int) -> None:
+    """Give every parameter and buffer a value far from its initialisation, so every term of the forward matters."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            if not tensor.is_floating_point():
+                continue
+            noise = torch.randn(tensor.shape, generator=generator)
+            if name.endswith("running_var"):
+                tensor.copy_(0.5 + noise.abs())
+            elif name.endswith("layer_weights"):
+                tensor.copy_(noise)
+            elif tensor.ndim == 1 and ("norm" in name.lower() and name.endswith("weight")):
+                tensor.copy_(1.0 + 0.3 * noise)
+            elif name.endswith("bias") or tensor.ndim == 1:
+                tensor.copy_(0.2 * noise)
+            elif name.endswith("original0"):  # weight-norm magnitude g [1, 1, K]
+                tensor.copy_(0.5 + noise.abs())
+
+
+def build_reference(model_type: str, seed: int = 0, base_only: bool = False, **overrides):
+    """A random ``transformers`` classifier (or base model) for a tiny config, in eval mode."""
+    config_cls, clf_cls, base_cls = reference_classes(model_type)
+    params = dict(TINY_SEW if model_type in ("sew", "sew-d") else TINY)
+    params.update(overrides)
+    tie = params.pop("tie_last_hidden_states", None)
+    attn = params.pop("attn_implementation", None)
+    config = config_cls(**params)
+    if attn is not None:
+        config._attn_implementation = attn
+    if tie is not None:
+        config.tie_last_hidden_states = tie
+    torch.manual_seed(seed)
+    model = (base_cls if base_only else clf_cls)(config).eval()
+    randomise(model, seed)
+    return model
+
+
+def save_reference(model, directory: Path, fmt: str = "safetensors") -> Path:
+    """Save like real checkpoints: ``safetensors``, ``bin``, ``sharded`` (safetensors shards), ``sharded-bin``,
+    or ``legacy`` (``.bin`` with ``weight_g``/``weight_v`` keys, as older checkpoints have)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if fmt == "safetensors":
+        model.save_pretrained(directory)
+    elif fmt == "bin":
+        model.save_pretrained(directory, safe_serialization=False)
+    elif fmt == "sharded":
+        model.save_pretrained(directory, max_shard_size="20KB")
+    elif fmt == "sharded-bin":
+        model.save_pretrained(directory, max_shard_size="20KB", safe_serialization=False)
+    elif fmt == "legacy":
+        model.config.save_pretrained(directory)
+        state = {}
+        for key, value in model.state_dict().items():
+            key = key.replace("parametrizations.weight.original0", "weight_g")
+            key = key.replace("parametrizations.weight.original1", "weight_v")
+            state[key] = value.clone()
+        torch.save(state, directory / "pytorch_model.bin")
+    else:
+        raise ValueError(fmt)
+    return directory
+
+
+def padded_batch(lengths=BATCH_LENGTHS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, max(lengths)]`` float32 inputs right-padded with zeros, and the ``int64`` attention mask."""
+    rng = np.random.default_rng(seed)
+    batch = np.zeros((len(lengths), max(lengths)), dtype=np.float32)
+    mask = np.zeros_like(batch, dtype=np.int64)
+    for row, length in enumerate(lengths):
+        batch[row, :length] = rng.standard_normal(length).astype(np.float32)
+        mask[row, :length] = 1
+    return torch.from_numpy(batch), torch.from_numpy(mask)
+
+
+def scaled_max_diff(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |ours - reference| divided by the reference's scale (max |reference|, at least 1)."""
+    scale = max(float(reference.abs().max()), 1.0)
+    return float((ours.float() - reference.float()).abs().max()) / scale
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

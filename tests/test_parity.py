@@ -1,0 +1,98 @@
+"""Logits and hidden states of our models against ``transformers`` on the same weights and inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import audioclf
+from oracle import build_reference, padded_batch, save_reference, scaled_max_diff
+
+TOLERANCE = 1e-4
+
+# Every switch that changes the forward pass, per architecture.
+CASES = {
+    "wav2vec2": [
+        {},
+        dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, use_weighted_layer_sum=True),
+        dict(use_weighted_layer_sum=True),
+        dict(feat_extract_norm="layer", do_stable_layer_norm=True, adapter_attn_dim=6),
+        dict(do_stable_layer_norm=True, use_weighted_layer_sum=True, tie_last_hidden_states=True),
+        dict(num_conv_pos_embeddings=7, hidden_act="relu", feat_extract_activation="gelu_new"),
+    ],
+    "hubert": [
+        {},
+        dict(feat_proj_layer_norm=False, do_stable_layer_norm=True, use_weighted_layer_sum=True, conv_bias=True),
+        dict(conv_pos_batch_norm=True),
+        dict(feat_extract_norm="layer", do_stable_layer_norm=True, adapter_attn_dim=5, conv_pos_batch_norm=True),
+    ],
+    "unispeech": [
+        {},
+        dict(feat_extract_norm="layer", do_stable_layer_norm=True, use_weighted_layer_sum=True, conv_bias=True),
+    ],
+    "unispeech-sat": [
+        {},
+        dict(feat_extract_norm="layer", do_stable_layer_norm=True, use_weighted_layer_sum=True),
+        dict(use_weighted_layer_sum=True, num_conv_pos_embeddings=9),
+    ],
+}
+PARAMS = [pytest.param(mt, ov, id=f"{mt}-{i}") for mt, cases in CASES.items() for i, ov in enumerate(cases)]
+
+
+def compare(ours, reference, inputs: dict) -> dict[str, float]:
+    with torch.no_grad():
+        expected = reference(**inputs, output_hidden_states=True)
+        got = ours(**inputs, output_hidden_states=True)
+    assert got.logits.shape == expected.logits.shape
+    assert len(got.hidden_states) == len(expected.hidden_states)
+    diffs = {"logits": scaled_max_diff(got.logits, expected.logits)}
+    for index, (a, b) in enumerate(zip(got.hidden_states, expected.hidden_states)):
+        assert a.shape == b.shape, f"hidden state {index}: {a.shape} vs {b.shape}"
+        diffs[f"hidden_{index}"] = scaled_max_diff(a, b)
+    return diffs
+
+
+@pytest.mark.parametrize("model_type,overrides", PARAMS)
+def test_parity(model_type, overrides, tmp_path):
+    reference = build_reference(model_type, seed=len(overrides), **overrides)
+    save_reference(reference, tmp_path)
+    ours = audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path)
+    assert type(ours).model_type == model_type
+    values, mask = padded_batch()
+    cases = {
+        "padded+mask": dict(input_values=values, attention_mask=mask),
+        "padded,no mask": dict(input_values=values),
+        "single": dict(input_values=values[:1, :4001]),
+        "single odd": dict(input_values=values[2:3, :2501]),
+    }
+    for name, inputs in cases.items():
+        diffs = compare(ours, reference, inputs)
+        worst = max(diffs, key=diffs.get)
+        assert diffs[worst] <= TOLERANCE, f"{name}: {worst} differs by {diffs[worst]:.2e}"
+
+
+@pytest.mark.parametrize("model_type", list(CASES))
+def test_parity_detects_a_perturbed_weight(model_type, tmp_path):
+    """The comparison is sensitive: one changed projector weight moves the logits past the tolerance."""
+    reference = build_reference(model_type)
+    save_reference(reference, tmp_path)
+    ours = audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path)
+    with torch.no_grad():
+        ours.projector.weight[0, 0] += 0.5
+    values, mask = padded_batch()
+    assert compare(ours, reference, dict(input_values=values, attention_mask=mask))["logits"] > TOLERANCE
+
+
+@pytest.mark.parametrize("model_type", list(CASES))
+def test_attentions_match(model_type, tmp_path):
+    reference = build_reference(model_type, attn_implementation="eager")
+    save_reference(reference, tmp_path)
+    ours = audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path)
+    values, mask = padded_batch()
+    with torch.no_grad():
+        expected = reference(values, attention_mask=mask, output_attentions=True)
+        got = ours(values, attention_mask=mask, output_attentions=True)
+    assert len(got.attentions) == len(expected.attentions) == reference.config.num_hidden_layers
+    for a, b in zip(got.attentions, expected.attentions):
+        assert a.shape == b.shape
+        assert float((a - b).abs().max()) <= 1e-5

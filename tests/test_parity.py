@@ -35,6 +35,21 @@ CASES = {
         dict(feat_extract_norm="layer", do_stable_layer_norm=True, use_weighted_layer_sum=True),
         dict(use_weighted_layer_sum=True, num_conv_pos_embeddings=9),
     ],
+    "sew": [
+        {},
+        dict(use_weighted_layer_sum=True),
+        dict(feat_extract_norm="layer", conv_bias=True, num_conv_pos_embeddings=8),
+        dict(conv_dim=(32, 32, 32, 48), squeeze_factor=3, hidden_act="gelu_new"),
+    ],
+    "sew-d": [
+        {},
+        dict(position_buckets=0, max_position_embeddings=24, share_att_key=False),
+        dict(pos_att_type=("c2p",), share_att_key=False, norm_rel_ebd="none"),
+        dict(pos_att_type=("p2c",), use_weighted_layer_sum=True),
+        dict(pos_att_type=(), relative_attention=False),
+        dict(conv_dim=(32, 32, 32, 48), squeeze_factor=3, feat_extract_norm="layer", max_relative_positions=40,
+             position_buckets=0),
+    ],
 }
 PARAMS = [pytest.param(mt, ov, id=f"{mt}-{i}") for mt, cases in CASES.items() for i, ov in enumerate(cases)]
 

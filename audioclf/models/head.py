@@ -104,6 +104,8 @@ class AudioClassifier(nn.Module):
             nn.init.normal_(module.weight, 0.0, std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, std)
         elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
             if module.weight is not None:
                 nn.init.ones_(module.weight)

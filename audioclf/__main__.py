@@ -1,0 +1,3 @@
+from audioclf.cli import main
+
+main()

@@ -1,0 +1,366 @@
+"""Open audio files and read them block by block.
+
+Two back ends:
+
+* **libsndfile** (through ``soundfile``) for everything it reads: WAV (PCM 8/16/24/32, u-law, A-law, float),
+  FLAC, Ogg/Vorbis, Opus, MP3, AIFF, CAF, W64/RF64 and more.
+* **ffmpeg** for other containers (m4a/aac, wma, webm, mp4, …). The file is probed once with ``ffprobe`` for
+  the native sample rate and channel count of its first audio stream; ``ffmpeg`` then decodes that stream at
+  its native rate and channel count to raw float32 (``-f f32le``) on a pipe, which is read in blocks. The
+  frame count of such a source is unknown until it has been read (``frames is None``).
+
+Which back end is used: a file whose extension libsndfile handles (:data:`SOUNDFILE_EXTENSIONS`) is read by
+libsndfile only, and if libsndfile cannot read it the file is reported as corrupt — a broken ``.wav`` never
+gets a second, guessing decoder. Any other file is tried with libsndfile first (it detects formats by
+content), then with ffmpeg.
+
+Every block is checked for NaN/Inf as it is read, so a bad sample is reported without holding the file.
+A WAV whose data chunk ends early is read up to where the data ends (libsndfile adjusts the frame count);
+a FLAC stream that breaks off is an error when the reader gets there. libsndfile's MP3 decoder (mpg123)
+prints its own warnings about damaged MP3 frames on stderr and carries on.
+All failures a user can cause raise :class:`~audioclf.errors.AudioError` with a one-line message that starts
+with the file path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from audioclf.errors import AudioError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "FFMPEG_EXTENSIONS",
+    "SOUNDFILE_EXTENSIONS",
+    "AudioSource",
+    "DEFAULT_BLOCK_FRAMES",
+    "ffmpeg_available",
+    "has_audio_extension",
+    "read_audio",
+]
+
+#: Extensions read by libsndfile (lower case, with the dot).
+SOUNDFILE_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3",
+        ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
+    }
+)
+#: Extensions decoded through ffmpeg when it is installed.
+FFMPEG_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".m4a", ".m4b", ".aac", ".mp4", ".m4v", ".mov", ".wma", ".asf", ".webm", ".mka",
+        ".mkv", ".amr", ".ac3", ".eac3", ".ape", ".wv", ".mpc", ".3gp", ".3g2", ".mp2",
+    }
+)
+#: Every extension a directory scan should pick up (lower case, with the dot).
+AUDIO_EXTENSIONS: frozenset[str] = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+
+#: Default number of frames per block: about 4 s at 16 kHz, 1.5 s at 44.1 kHz.
+DEFAULT_BLOCK_FRAMES = 65536
+
+_MP3_FRAME = 1152  # samples per MPEG-1 Layer III frame; a multiple of the 576 of MPEG-2/2.5
+
+
+def has_audio_extension(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` ends in one of :data:`AUDIO_EXTENSIONS`, compared case-insensitively (``.WAV`` counts)."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def ffmpeg_available() -> bool:
+    """True when both ``ffmpeg`` and ``ffprobe`` are on ``PATH``."""
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+
+def _first_line(text: str) -> str:
+    """The last non-empty line of a (possibly multi-line) library message, squeezed to one line."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return " ".join(lines[-1].split()) if lines else "unknown error"
+
+
+def _soundfile_reason(error: Exception, path: Path) -> str:
+    """libsndfile's reason without the "Error opening '<path>':" prefix that repeats the path."""
+    message = _first_line(str(error))
+    prefix = f"Error opening {str(path)!r}:"
+    if message.startswith(prefix):
+        message = message[len(prefix):].strip()
+    if "does not exist" in message:
+        # libsndfile says this for some unrecognisable contents; the path was checked to be a regular file.
+        message = "Format not recognised."
+    return message
+
+
+class AudioSource:
+    """An opened (probed) audio file that can be read in blocks any number of times.
+
+    Attributes:
+        path: the file.
+        sample_rate: native sample rate in Hz.
+        channels: number of channels.
+        frames: number of frames (samples per channel) stated by the header: exact for PCM/FLAC/Vorbis/Opus,
+            an estimate for MP3 (the decoded count can differ), ``None`` when unknown before decoding (ffmpeg).
+        format: short description, e.g. ``"WAV PCM_16"``, ``"OGG VORBIS"``, ``"ffmpeg aac"``.
+        backend: ``"soundfile"`` or ``"ffmpeg"``.
+
+    Opening probes the file and raises :class:`AudioError` for a missing path, a directory, an empty file,
+    an unreadable/corrupt file, an unsupported format (naming ffmpeg as the fix when it is missing) and a
+    file with zero frames. Errors in the audio data itself (truncation found while decoding, NaN/Inf
+    samples) are raised by :meth:`blocks` when the reader reaches them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.sample_rate: int
+        self.channels: int
+        self.frames: int | None
+        self.format: str
+        self.backend: str
+        self._stated_duration: float | None = None
+        self._check_path()
+        extension = self.path.suffix.lower()
+        try:
+            info = sf.info(str(self.path))
+        except Exception as error:  # libsndfile raises LibsndfileError/RuntimeError/TypeError for bad input
+            reason = _soundfile_reason(error, self.path)
+            if extension in SOUNDFILE_EXTENSIONS:
+                message = f"{self.path}: cannot decode {extension} file, it is corrupt or not audio ({reason})"
+                raise AudioError(message) from None
+            self._open_with_ffmpeg(extension or "(no extension)", reason)
+        else:
+            self.backend = "soundfile"
+            self.sample_rate = int(info.samplerate)
+            self.channels = int(info.channels)
+            self.frames = int(info.frames)
+            self.format = f"{info.format} {info.subtype}"
+            if self.sample_rate <= 0 or self.channels <= 0:
+                raise AudioError(f"{self.path}: invalid header ({self.sample_rate} Hz, {self.channels} channels)")
+            if self.frames <= 0:
+                raise AudioError(f"{self.path}: no audio frames (the file holds a header but no samples)")
+
+    def __repr__(self) -> str:
+        return (
+            f"AudioSource({str(self.path)!r}, sample_rate={self.sample_rate}, channels={self.channels}, "
+            f"frames={self.frames}, format={self.format!r})"
+        )
+
+    @property
+    def duration(self) -> float | None:
+        """Length in seconds (``frames / sample_rate``), or the container's stated duration for ffmpeg sources
+        (``None`` when the container states none)."""
+        if self.frames is not None:
+            return self.frames / self.sample_rate
+        return self._stated_duration
+
+    # ----------------------------------------------------------------------------------------------- opening
+    def _check_path(self) -> None:
+        path = self.path
+        if not path.exists():
+            raise AudioError(f"{path}: no such file")
+        if path.is_dir():
+            raise AudioError(f"{path}: is a directory, not an audio file")
+        if not path.is_file():
+            raise AudioError(f"{path}: not a regular file")
+        try:
+            size = path.stat().st_size
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise AudioError(f"{path}: cannot open ({error.strerror or error})") from None
+        if size == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
+
+    def _open_with_ffmpeg(self, extension: str, soundfile_reason: str) -> None:
+        if not ffmpeg_available():
+            if extension in FFMPEG_EXTENSIONS:
+                raise AudioError(
+                    f"{self.path}: {extension} files need ffmpeg, which is not installed; "
+                    "install ffmpeg (e.g. apt-get install ffmpeg) and make sure ffmpeg and ffprobe are on PATH"
+                )
+            raise AudioError(
+                f"{self.path}: unsupported audio format {extension} ({soundfile_reason}); "
+                "install ffmpeg to decode more formats"
+            )
+        probe = _ffprobe(self.path)
+        streams = probe.get("streams") or []
+        if not streams:
+            raise AudioError(f"{self.path}: not a recognised audio file (no audio stream found by ffprobe)")
+        stream = streams[0]
+        try:
+            self.sample_rate = int(stream.get("sample_rate") or 0)
+            self.channels = int(stream.get("channels") or 0)
+        except (TypeError, ValueError):
+            self.sample_rate = self.channels = 0
+        if self.sample_rate <= 0 or self.channels <= 0:
+            raise AudioError(f"{self.path}: ffprobe found no usable sample rate/channel count in the audio stream")
+        self.backend = "ffmpeg"
+        self.frames = None
+        self.format = f"ffmpeg {stream.get('codec_name', 'unknown')}"
+        for value in (stream.get("duration"), (probe.get("format") or {}).get("duration")):
+            try:
+                self._stated_duration = float(value)
+                break
+            except (TypeError, ValueError):
+                continue
+
+    # ----------------------------------------------------------------------------------------------- reading
+    def blocks(self, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """Yield the audio as consecutive blocks.
+
+        Each block is a C-contiguous ``float32`` array of shape ``[frames, channels]`` with
+        ``1 <= frames <= block_frames`` (every block but the last has exactly ``block_frames`` frames for
+        libsndfile sources; ffmpeg sources may deliver shorter blocks). Samples are in ``[-1, 1]`` for
+        integer formats. At most one block is held in memory at a time.
+
+        Raises :class:`AudioError` when decoding fails midway, when a block contains NaN or Inf, and when the
+        stream turns out to hold zero frames.
+        """
+        if block_frames <= 0:
+            raise ValueError(f"block_frames must be positive, got {block_frames}")
+        reader = self._soundfile_blocks if self.backend == "soundfile" else self._ffmpeg_blocks
+        position = 0
+        decoded = reader(block_frames)
+        try:
+            for block in decoded:
+                if not np.isfinite(block).all():
+                    bad = int(np.argmax(~np.isfinite(block).all(axis=1)))
+                    seconds = (position + bad) / self.sample_rate
+                    raise AudioError(f"{self.path}: contains NaN or infinite samples (first at {seconds:.3f} s)")
+                position += block.shape[0]
+                yield block
+        finally:
+            decoded.close()  # stops an ffmpeg process at once when the consumer quits early
+        if position == 0:
+            raise AudioError(f"{self.path}: no audio frames could be decoded")
+
+    def read_all(self) -> np.ndarray:
+        """The whole file as one ``float32`` array ``[frames, channels]`` (for short files)."""
+        parts = list(self.blocks())
+        if len(parts) == 1:
+            return parts[0]
+        return np.ascontiguousarray(np.concatenate(parts, axis=0))
+
+    def _soundfile_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        # libsndfile's MP3 decoder returns different samples depending on how reads line up with MPEG frames
+        # (1152 samples, 576 for MPEG-2/2.5); reading whole multiples of 1152 gives the same samples as one
+        # read of the whole file, so MP3 is read that way and re-cut into blocks of block_frames.
+        is_mp3 = self.format.startswith("MP3")
+        read_frames = -(-block_frames // _MP3_FRAME) * _MP3_FRAME if is_mp3 else block_frames
+        position = 0
+        pending: list[np.ndarray] = []
+        pending_frames = 0
+        try:
+            with sf.SoundFile(str(self.path)) as handle:
+                while True:
+                    block = handle.read(read_frames, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        break
+                    position += block.shape[0]
+                    if not is_mp3:
+                        yield block
+                        continue
+                    pending.append(block)
+                    pending_frames += block.shape[0]
+                    while pending_frames >= block_frames:
+                        merged = np.concatenate(pending, axis=0) if len(pending) > 1 else pending[0]
+                        yield np.ascontiguousarray(merged[:block_frames])
+                        rest = merged[block_frames:]
+                        pending = [rest] if rest.shape[0] else []
+                        pending_frames = rest.shape[0]
+        except AudioError:
+            raise
+        except Exception as error:
+            seconds = position / self.sample_rate
+            reason = _soundfile_reason(error, self.path)
+            message = f"{self.path}: decoding failed after {seconds:.3f} s, the file is truncated or corrupt ({reason})"
+            raise AudioError(message) from None
+        if pending_frames:
+            yield np.ascontiguousarray(np.concatenate(pending, axis=0))
+        if not is_mp3 and 0 < position < (self.frames or 0):
+            raise AudioError(
+                f"{self.path}: truncated, the header promises {self.frames} frames but only {position} could be decoded"
+            )
+
+    def _ffmpeg_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise AudioError(f"{self.path}: ffmpeg is no longer on PATH; install ffmpeg to decode this file")
+        command = [
+            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
+            "-i", str(self.path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+            "-ac", str(self.channels), "-ar", str(self.sample_rate),
+            "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
+        ]  # fmt: skip
+        frame_bytes = 4 * self.channels
+        block_bytes = block_frames * frame_bytes
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+            assert process.stdout is not None
+            finished = False
+            try:
+                pending = b""
+                while True:
+                    data = process.stdout.read(block_bytes - len(pending))
+                    if not data:
+                        break
+                    pending += data
+                    if len(pending) < block_bytes:
+                        continue  # a short pipe read; wait for the rest of the block
+                    yield _f32le_to_block(pending, self.channels)
+                    pending = b""
+                usable = len(pending) - len(pending) % frame_bytes
+                if usable:
+                    yield _f32le_to_block(pending[:usable], self.channels)
+                returncode = process.wait()
+                finished = True
+                if returncode != 0:
+                    stderr.seek(0)
+                    reason = _first_line(stderr.read().decode("utf-8", "replace"))
+                    raise AudioError(f"{self.path}: ffmpeg failed to decode the file ({reason})")
+            finally:
+                if not finished:  # the consumer stopped early or an error interrupted reading
+                    process.kill()
+                    process.wait()
+                process.stdout.close()
+
+
+def _f32le_to_block(data: bytes, channels: int) -> np.ndarray:
+    """Interleaved little-endian float32 bytes → writable ``float32 [frames, channels]``."""
+    return np.frombuffer(data, dtype="<f4").astype(np.float32).reshape(-1, channels)
+
+
+def _ffprobe(path: Path) -> dict:
+    """Run ffprobe on ``path`` and return its JSON (streams: first audio stream; format: duration)."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        raise AudioError(f"{path}: ffprobe is not on PATH; install ffmpeg (it provides ffprobe)")
+    command = [
+        ffprobe, "-v", "error", "-select_streams", "a:0",
+        "-show_entries", "stream=codec_name,sample_rate,channels,duration:format=duration",
+        "-of", "json", str(path),
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AudioError(f"{path}: ffprobe timed out reading the file") from None
+    if result.returncode != 0:
+        reason = _first_line(result.stderr.decode("utf-8", "replace"))
+        raise AudioError(f"{path}: not a recognised audio file ({reason})")
+    try:
+        return json.loads(result.stdout.decode("utf-8", "replace") or "{}")
+    except json.JSONDecodeError:
+        raise AudioError(f"{path}: ffprobe returned unreadable output") from None
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Decode a whole (short) file: ``(float32 [frames, channels], sample_rate)``."""
+    source = AudioSource(path)
+    return source.read_all(), source.sample_rate

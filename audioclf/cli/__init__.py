@@ -40,6 +40,17 @@ def _root(
     """Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat models."""
 
 
+def _register_commands() -> None:
+    from audioclf.cli.cache import cache_app
+    from audioclf.cli.download import download
+
+    app.command()(download)
+    app.add_typer(cache_app, name="cache")
+
+
+_register_commands()
+
+
 def fail(message: str, code: int = EXIT_SOME_FAILED) -> "typer.Exit":
     """Print ``error: message`` on stderr and return the exit to raise."""
     typer.echo(f"error: {message}", err=True)

@@ -1,0 +1,78 @@
+"""``audioclf download``: fetch a model from the Hugging Face Hub into the cache and print where it is."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+EXIT_FETCH_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _error(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def download(
+    model_id: Annotated[str, typer.Argument(help="Hub model id, e.g. 'superb/wav2vec2-base-superb-ks'.", show_default=False)],
+    revision: Annotated[
+        Optional[str], typer.Option("--revision", "-r", help="Branch, tag or commit (default: main).", show_default=False)
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE, or HF_HOME/hub).", show_default=False),
+    ] = None,
+    local_dir: Annotated[
+        Optional[Path],
+        typer.Option("--local-dir", help="Copy the files into this folder instead of the cache.", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if the files are cached.")] = False,
+    token: Annotated[
+        Optional[str],
+        typer.Option("--token", help="Hub access token for private models (default: HF_TOKEN or the saved login).",
+                     show_default=False),
+    ] = None,
+    from_tf: Annotated[bool, typer.Option("--from-tf", help="Fetch TensorFlow weights (tf_model.h5) instead.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
+) -> None:
+    """Download a model (config, preprocessor config, one weights format) and print its local folder.
+
+    Only the path goes to stdout; progress and notes go to stderr. A cached model needs no network.
+
+    Exit status: 0 success, 1 download failed, 2 usage error.
+    """
+    from audioclf.checkpoints import hub
+    from audioclf.errors import HubError
+
+    if not hub.is_valid_repo_id(model_id):
+        if Path(model_id).expanduser().exists():
+            raise _error(f"'{model_id}' is a local path, not a Hub model id: it needs no download", EXIT_USAGE)
+        raise _error(f"'{model_id}' is not a Hub model id: expected 'org/name'", EXIT_USAGE)
+    if force and hub.is_offline_mode():
+        raise _error("--force needs network access but HF_HUB_OFFLINE is set", EXIT_USAGE)
+
+    import huggingface_hub.utils
+
+    if quiet or not sys.stderr.isatty():
+        huggingface_hub.utils.disable_progress_bars()
+    try:
+        fetched = hub.fetch_model(
+            model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_dir=local_dir,
+            force_download=force,
+            token=token,
+            from_tf=from_tf,
+        )
+    except HubError as error:
+        raise _error(str(error), EXIT_FETCH_FAILED) from None
+    if not quiet:
+        where = "from the cache (offline, or the Hub is unreachable)" if fetched.from_cache else "from the Hub"
+        commit = fetched.commit or "unknown commit"
+        typer.echo(f"{model_id} @ {fetched.revision} -> {commit}: {len(fetched.files)} files {where}", err=True)
+    typer.echo(str(fetched.path))

@@ -59,8 +59,9 @@ def _is_hub_id(name: str) -> bool:
 
 
 def resolve_source(name_or_path: str | os.PathLike, *, subfolder: str = "", use_safetensors: bool | None = None,
-                   from_tf: bool = False, hub: dict[str, Any] | None = None) -> ResolvedSource:
-    """Map a local directory, a weights file or a Hub id to local files (downloading what is needed)."""
+                   from_tf: bool = False, hub: dict[str, Any] | None = None, weights: bool = True) -> ResolvedSource:
+    """Map a local directory, a weights file or a Hub id to local files (downloading what is needed; only the
+    config files when ``weights`` is false)."""
     text = os.fspath(name_or_path)
     if text == DEFAULT_MODEL_NAME and not Path(text).exists():
         if not (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file():
@@ -78,7 +79,8 @@ def resolve_source(name_or_path: str | os.PathLike, *, subfolder: str = "", use_
         raise CheckpointError(f"{text!r} is neither a local path nor a Hugging Face Hub model id (org/name)")
     from audioclf.checkpoints.hub import fetch_model
 
-    fetched = fetch_model(text, subfolder=subfolder, use_safetensors=use_safetensors, from_tf=from_tf, **(hub or {}))
+    fetched = fetch_model(text, subfolder=subfolder, use_safetensors=use_safetensors, from_tf=from_tf,
+                          weights=weights, **(hub or {}))
     return ResolvedSource(Path(fetched.path), repo_id=fetched.repo_id, commit=fetched.commit)
 
 
@@ -127,7 +129,7 @@ class AutoConfig:
         if path.is_file():
             config_path = path
         else:
-            source = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub)
+            source = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub, weights=False)
             config_path = source.directory / CONFIG_NAME
         data = _read_config_dict(config_path)
         config = _config_from_dict(data, os.fspath(pretrained_model_name_or_path), trust_remote_code, {})
@@ -245,25 +247,30 @@ class AutoModelForAudioClassification:
 
         # -- weights --------------------------------------------------------------------------------------------------
         weights_name = name
+        tf_checkpoint = None
         if state_dict is None:
             if from_tf:
                 from audioclf.checkpoints.tf import load_tf_state_dict, tf_config_overrides
 
-                target = source.weights_file or source.directory
-                loaded = load_tf_state_dict(target)
-                state_dict = loaded.state_dict
+                tf_checkpoint = load_tf_state_dict(source.weights_file or source.directory)
                 for key, value in tf_config_overrides(config.to_dict()).items():
                     setattr(config, key, value)
+                weights_name = tf_checkpoint.source or name
             else:
                 location = (location_for_file(source.weights_file) if source.weights_file is not None
                             else find_weights(source.directory, use_safetensors))
                 state_dict = read_weights(location)
                 weights_name = str(location.path)
+        model = build_model(config)
+        if tf_checkpoint is not None:
+            from audioclf.checkpoints.tf import check_expected_keys
+
+            # an encoder parameter missing from the TF checkpoint is an error, not a warning
+            state_dict = check_expected_keys(tf_checkpoint, model.state_dict()).state_dict
         import torch
 
         state_dict = {k: (torch.as_tensor(v) if not isinstance(v, torch.Tensor) else v) for k, v in state_dict.items()}
         target_dtype = _resolve_dtype(dtype if dtype is not None else torch_dtype, config, state_dict)
-        model = build_model(config)
         report = load_state_dict_into(model, state_dict, prefix=config.base_prefix,
                                       ignore_mismatched_sizes=ignore_mismatched_sizes, is_head=model.is_head_parameter,
                                       source=weights_name)
@@ -292,7 +299,7 @@ class AutoFeatureExtractor:
         if path.is_file():
             fe_config = FeatureExtractorConfig.from_pretrained(path)
         else:
-            source = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub)
+            source = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub, weights=False)
             fe_config = FeatureExtractorConfig.from_pretrained(source.directory)
         for key, value in kwargs.items():
             setattr(fe_config, key, value)

@@ -104,9 +104,7 @@ def test_outputs_match_tensorflow(loaded, name, fmt):
     result = loaded(name, fmt)
     assert result.source_format == EXPECTED_FORMAT[fmt]
     assert result.base_prefix == ("hubert" if name.startswith("hubert") else "wav2vec2")
-    stable = result.config is not None and result.config.get("do_stable_layer_norm")
-    # base models: 4.x also returned the post-LN tensor as the last hidden state of stable models
-    model = _build(name, fmt, **({"tie_last_hidden_states": True} if stable else {}))
+    model = _build(name, fmt)  # tf_config_overrides selects the 4.x rule for stable models
     report = check_expected_keys(result, model.state_dict())
     assert report.missing == []
     load = model.load_state_dict(report.state_dict, strict=True)
@@ -182,7 +180,10 @@ def test_stable_weighted_sum_needs_the_4x_rule(loaded):
         "tie_last_hidden_states": True
     }
     assert tf_config_overrides({"do_stable_layer_norm": False, "use_weighted_layer_sum": True}) == {}
-    assert tf_config_overrides({"do_stable_layer_norm": True, "use_weighted_layer_sum": False}) == {}
+    # the last hidden state of every stable model follows the 4.x rule too (it changes the logits only with the sum)
+    assert tf_config_overrides({"do_stable_layer_norm": True, "use_weighted_layer_sum": False}) == {
+        "tie_last_hidden_states": True
+    }
     result = loaded("w2v2_cls_stable_wsum", "h5")
     assert result.config_overrides == {"tie_last_hidden_states": True}
     model = _build("w2v2_cls_stable_wsum", tie_last_hidden_states=False)

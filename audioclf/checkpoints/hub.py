@@ -201,10 +201,12 @@ class _Plan:
             self.weights.append(name)
         return path
 
-    def run(self, use_safetensors: bool | None, from_tf: bool, describe: str) -> None:
+    def run(self, use_safetensors: bool | None, from_tf: bool, describe: str, weights: bool = True) -> None:
         config_path = self.take(CONFIG_FILE)
         if self.exists(PREPROCESSOR_FILE):
             self.take(PREPROCESSOR_FILE)
+        if not weights:
+            return
         explicit = None if from_tf else _explicit_weights(config_path)
         candidates = [explicit] if explicit else _weight_candidates(use_safetensors, from_tf)
         chosen = next((name for name in candidates if self.exists(name)), None)
@@ -251,6 +253,7 @@ def fetch_model(
     use_safetensors: bool | None = None,
     from_tf: bool = False,
     local_dir: str | os.PathLike | None = None,
+    weights: bool = True,
 ) -> FetchedModel:
     """Download (or find in the cache) what is needed to load ``repo_id`` and return where it is.
 
@@ -258,7 +261,8 @@ def fetch_model(
     accepted for ``transformers`` compatibility; ``huggingface_hub`` takes proxies from ``HTTP(S)_PROXY`` and warns
     when a dict is given. ``use_safetensors``: True requires safetensors, False requires ``.bin``, None prefers
     safetensors. ``from_tf`` fetches ``tf_model.h5`` (or its index and shards, or a ``model.ckpt`` bundle) instead
-    of PyTorch weights. ``local_dir`` copies the files into that folder instead of the cache.
+    of PyTorch weights. ``local_dir`` copies the files into that folder instead of the cache. ``weights=False``
+    fetches only the config files (for ``AutoConfig``, ``AutoFeatureExtractor`` and ``inspect``).
 
     Raises :class:`HubError` (one line) when the repo, revision or a file does not exist or is private, when a
     transfer fails, or when the Hub is unreachable and the cache does not hold the model.
@@ -341,7 +345,7 @@ def fetch_model(
             download,
             lambda: sorted(name for name in remote if name.startswith(TF_CKPT_DATA_PREFIX)),
         )
-        plan.run(use_safetensors, from_tf, describe)
+        plan.run(use_safetensors, from_tf, describe, weights)
         base = target_dir if target_dir is not None else _repo_folder(cache, repo_id) / "snapshots" / commit
         return FetchedModel(
             path=base / subfolder if subfolder else base,
@@ -370,6 +374,7 @@ def fetch_model(
         describe=describe,
         unreachable=unreachable,
         offline_env=offline_env and not local_files_only,
+        weights=weights,
     )
 
 
@@ -386,6 +391,7 @@ def _from_cache(
     describe: str,
     unreachable: Exception | None,
     offline_env: bool,
+    weights: bool = True,
 ) -> FetchedModel:
     requested = revision or "main"
     repo_folder = _repo_folder(cache, repo_id)
@@ -429,7 +435,7 @@ def _from_cache(
         lambda: sorted(p.name for p in folder.glob(TF_CKPT_DATA_PREFIX + "*") if p.is_file()),
     )
     try:
-        plan.run(use_safetensors, from_tf, f"the cached snapshot of {describe}")
+        plan.run(use_safetensors, from_tf, f"the cached snapshot of {describe}", weights)
     except HubError as error:
         if "has no weights file" in str(error):
             raise HubError(

@@ -42,13 +42,22 @@ def _root(
 
 def _register_commands() -> None:
     from audioclf.cli.cache import cache_app
+    from audioclf.cli.convert import convert
     from audioclf.cli.download import download
+    from audioclf.cli.inspect import inspect
 
     app.command()(download)
+    app.command()(inspect)
+    app.command()(convert)
     app.add_typer(cache_app, name="cache")
 
 
 _register_commands()
+
+
+from audioclf.cli.classify import classify  # noqa: E402  (torch-free at import)
+
+app.command()(classify)
 
 
 def fail(message: str, code: int = EXIT_SOME_FAILED) -> "typer.Exit":

@@ -302,10 +302,11 @@ def check_expected_keys(
 def tf_config_overrides(config_dict: Mapping[str, Any]) -> dict[str, Any]:
     """Config changes that make the PyTorch model compute what the TF model computed.
 
-    The TF classes (transformers 4.x) feed the weighted layer sum of a stable-LayerNorm model with the last
-    hidden state *after* the final encoder LayerNorm; ``tie_last_hidden_states = True`` selects that rule.
+    The TF classes (transformers 4.x) report as the last hidden state of a stable-LayerNorm model the tensor
+    *after* the final encoder LayerNorm, and feed the weighted layer sum with it; ``tie_last_hidden_states = True``
+    selects that rule (it changes the logits only together with ``use_weighted_layer_sum``).
     """
-    if config_dict.get("do_stable_layer_norm") and config_dict.get("use_weighted_layer_sum"):
+    if config_dict.get("do_stable_layer_norm"):
         return {"tie_last_hidden_states": True}
     return {}
 

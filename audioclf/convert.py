@@ -1,0 +1,105 @@
+"""Converting TensorFlow checkpoints (``tf_model.h5``, tensor bundles) into a safetensors checkpoint directory.
+
+The output directory holds ``model.safetensors``, ``config.json`` and, when the source has one,
+``preprocessor_config.json``. It is built in a temporary directory beside the target and renamed into place, so an
+error at any step leaves nothing behind and an existing output is only replaced with ``force``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audioclf.config import CONFIG_NAME, ModelConfig
+from audioclf.errors import AudioclfError, CheckpointError
+
+PREPROCESSOR_NAME = "preprocessor_config.json"
+
+
+@dataclass
+class ConversionSummary:
+    """What a conversion did: tensors written, TF variables left out, model parameters the source lacks."""
+
+    output: Path
+    source_format: str
+    tensors: int
+    parameters: int
+    ignored: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    config_overrides: dict = field(default_factory=dict)
+
+
+def _source_directory(source: Path) -> Path:
+    return source if source.is_dir() else source.parent
+
+
+def convert_tf_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
+                          config: str | os.PathLike | ModelConfig | None = None,
+                          force: bool = False) -> ConversionSummary:
+    """Convert ``source`` (a directory with ``tf_model.h5`` / its shard index / a ``checkpoint`` file, an ``.h5``
+    file, a ``*.ckpt.index`` file or a checkpoint prefix) into a safetensors checkpoint in ``output``.
+
+    The config comes from ``config`` or the source's ``config.json``. A missing encoder parameter is an error; a
+    missing classification head is reported in ``absent`` (it is initialised when the result is loaded).
+    """
+    import torch
+
+    from audioclf.auto import AutoConfig
+    from audioclf.checkpoints.files import save_safetensors
+    from audioclf.checkpoints.tf import check_expected_keys, load_tf_state_dict, tf_config_overrides
+    from audioclf.models import model_class
+
+    source, output = Path(source).expanduser(), Path(output).expanduser()
+    if output.exists() and not force:
+        raise AudioclfError(f"{output} already exists; pass --force to replace it")
+    if output.exists() and not output.is_dir():
+        raise AudioclfError(f"{output} exists and is not a directory")
+    if not source.exists() and not Path(str(source) + ".index").exists():
+        raise CheckpointError(f"TF checkpoint not found: {source}")
+
+    if isinstance(config, ModelConfig):
+        model_config = config.copy()
+    elif config is not None:
+        model_config = AutoConfig.from_pretrained(config)
+    else:
+        config_path = _source_directory(source) / CONFIG_NAME
+        if not config_path.is_file():
+            raise AudioclfError(f"no config for {source}: pass --config CONFIG (no {CONFIG_NAME} beside the checkpoint)")
+        model_config = AutoConfig.from_pretrained(config_path)
+    overrides = tf_config_overrides(model_config.to_dict())
+    for key, value in overrides.items():
+        setattr(model_config, key, value)
+
+    checkpoint = load_tf_state_dict(source)
+    with torch.device("meta"):
+        expected = model_class(model_config.model_type)(model_config).state_dict()
+    try:
+        report = check_expected_keys(checkpoint, expected)
+    except CheckpointError as error:
+        raise CheckpointError(f"{source}: {error} (does the config fit the checkpoint?)") from None
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"))
+    try:
+        state = {key: value.to(torch.float32).contiguous() if value.is_floating_point() else value.contiguous()
+                 for key, value in report.state_dict.items()}
+        save_safetensors(state, staging / "model.safetensors", metadata={"converted_from": checkpoint.source_format})
+        model_config.save_pretrained(staging)
+        preprocessor = _source_directory(source) / PREPROCESSOR_NAME
+        if preprocessor.is_file():
+            shutil.copyfile(preprocessor, staging / PREPROCESSOR_NAME)
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ConversionSummary(
+        output=output, source_format=checkpoint.source_format, tensors=len(state),
+        parameters=sum(t.numel() for t in state.values()), ignored=list(checkpoint.ignored),
+        absent=list(report.missing), notes=list(report.notes) + list(checkpoint.notes), config_overrides=overrides,
+    )

@@ -100,8 +100,8 @@ def _config_from_dict(data: dict[str, Any], name: str, trust_remote_code: bool |
                       overrides: dict[str, Any]) -> ModelConfig:
     if "auto_map" in data:
         raise ConfigError(
-            f"{name} needs custom code (auto_map in its config); audioclf never runs remote code and supports only "
-            f"its built-in types: {', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"{name} needs custom code (auto_map in its config): custom code is unsupported, audioclf never runs "
+            f"remote code; supported types: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     data = dict(data)
     if not data.get("model_type"):

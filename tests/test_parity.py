@@ -84,6 +84,12 @@ def test_parity(model_type, overrides, tmp_path):
         diffs = compare(ours, reference, inputs)
         worst = max(diffs, key=diffs.get)
         assert diffs[worst] <= TOLERANCE, f"{name}: {worst} differs by {diffs[worst]:.2e}"
+    # the inference fast path (weight norm folded, SEW-D position projections cached) computes the same
+    ours.optimize_for_inference()
+    for name in ("padded+mask", "single odd"):
+        diffs = compare(ours, reference, cases[name])
+        worst = max(diffs, key=diffs.get)
+        assert diffs[worst] <= TOLERANCE, f"optimised, {name}: {worst} differs by {diffs[worst]:.2e}"
 
 
 @pytest.mark.parametrize("model_type", list(CASES))

@@ -65,7 +65,17 @@ class ConvLayer(nn.Module):
         self.activation = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
+        conv = self.conv
+        if conv.in_channels == 1:
+            # One input channel: a strided window view times the [C, k] kernel runs at matmul speed, several
+            # times faster than conv1d for this shape. [B, 1, N] -> [B, T, k] @ [k, C] -> [B, C, T]
+            windows = x[:, 0].unfold(-1, conv.kernel_size[0], conv.stride[0])
+            x = torch.matmul(windows, conv.weight[:, 0].t())
+            if conv.bias is not None:
+                x = x + conv.bias
+            x = x.transpose(1, 2)
+        else:
+            x = conv(x)
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return self.activation(x)

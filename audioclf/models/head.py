@@ -124,6 +124,25 @@ class AudioClassifier(nn.Module):
                 bound = 1.0 / fan_in ** 0.5
                 nn.init.uniform_(module.bias, -bound, bound)
 
+    def optimize_for_inference(self) -> "AudioClassifier":
+        """Fold inference-time constants once: weight norm into plain conv weights, and any per-model work a layer
+        can precompute (SEW-D's relative-position projections). Outputs are unchanged; parameter names of the
+        positional conv change (``conv.weight``), so save checkpoints from an unoptimised model. Call it after moving
+        the model to its device and dtype. Returns ``self``."""
+        from torch.nn.utils import parametrize
+
+        self.eval()
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        for module in self.modules():
+            precompute = getattr(module, "precompute_for_inference", None)
+            if precompute is not None:
+                precompute()
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return self
+
     def is_head_parameter(self, key: str) -> bool:
         return key.startswith(self.head_parameters)
 

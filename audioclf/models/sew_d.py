@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from audioclf.config import ModelConfig
@@ -75,33 +76,59 @@ class DisentangledSelfAttention(nn.Module):
             position_queries = self._heads(projection(embeddings))
         return position_keys, position_queries
 
+    def cache_position_projections(self, rel_embeddings: torch.Tensor | None) -> None:
+        """Project the (fixed) position embeddings once; forward then reuses them instead of recomputing."""
+        self._cached_positions = (self.position_projections(rel_embeddings)
+                                  if self.relative and self.terms and rel_embeddings is not None else None)
+
+    def position_bias(self, q: torch.Tensor, k: torch.Tensor, relative: torch.Tensor,
+                      rel_embeddings: torch.Tensor) -> torch.Tensor:
+        """c2p + p2c scores ``[B, H, T, T]``, already divided by the scale."""
+        batch, _, length, _ = q.shape
+        span = rel_embeddings.shape[0] // 2
+        cached = getattr(self, "_cached_positions", None)
+        position_keys, position_queries = cached if cached is not None else self.position_projections(rel_embeddings)
+        index_shape = (batch, self.num_heads, length, length)
+        bias = q.new_zeros(())
+        if position_keys is not None:
+            index = torch.clamp(relative + span, 0, 2 * span - 1).expand(index_shape)
+            bias = bias + torch.matmul(q, position_keys.transpose(-1, -2)).gather(-1, index)
+        if position_queries is not None:
+            index = torch.clamp(-relative + span, 0, 2 * span - 1).expand(index_shape)
+            bias = bias + torch.matmul(k, position_queries.transpose(-1, -2)).gather(-1, index).transpose(-1, -2)
+        return bias / self.scale
+
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, relative: torch.Tensor | None,
-                rel_embeddings: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                rel_embeddings: torch.Tensor | None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``mask`` boolean ``[B, T]`` (valid keys) or None; ``relative`` ``[T, T]`` positions; returns the context
-        ``[B, T, D]`` and probabilities ``[B, H, T, T]``."""
+        ``[B, T, D]`` and, if asked, the probabilities ``[B, H, T, T]`` (masked keys get probability 0)."""
         batch, length, width = hidden.shape
         q = self._heads(self.query_proj(hidden))
         k = self._heads(self.key_proj(hidden))
         v = self._heads(self.value_proj(hidden))
-        scores = torch.matmul(q, k.transpose(-1, -2) / self.scale)
+        bias = None
         if self.relative and self.terms:
-            span = rel_embeddings.shape[0] // 2
-            position_keys, position_queries = self.position_projections(rel_embeddings)
-            index_shape = (batch, self.num_heads, length, length)
-            if position_keys is not None:
-                index = torch.clamp(relative + span, 0, 2 * span - 1).expand(index_shape)
-                scores = scores + torch.matmul(q, position_keys.transpose(-1, -2)).gather(-1, index) / self.scale
-            if position_queries is not None:
-                index = torch.clamp(-relative + span, 0, 2 * span - 1).expand(index_shape)
-                by_key = torch.matmul(k, position_queries.transpose(-1, -2)).gather(-1, index)
-                scores = scores + by_key.transpose(-1, -2) / self.scale
-        if mask is not None:
-            padded = ~mask[:, None, None, :]
-            scores = scores.masked_fill(padded, torch.finfo(scores.dtype).min)
-            probs = scores.softmax(dim=-1).masked_fill(padded, 0.0)
-        else:
+            bias = self.position_bias(q, k, relative, rel_embeddings)
+        padded = ~mask[:, None, None, :] if mask is not None else None
+        probs = None
+        if output_attentions:
+            scores = torch.matmul(q, k.transpose(-1, -2) / self.scale)
+            if bias is not None:
+                scores = scores + bias
+            if padded is not None:
+                scores = scores.masked_fill(padded, torch.finfo(scores.dtype).min)
             probs = scores.softmax(dim=-1)
-        context = torch.matmul(probs, v).transpose(1, 2).reshape(batch, length, width)
+            if padded is not None:
+                probs = probs.masked_fill(padded, 0.0)
+            context = torch.matmul(probs, v)
+        else:
+            # the position terms enter SDPA as an additive bias; padded keys as the dtype's minimum
+            if padded is not None:
+                fill = torch.zeros((), dtype=q.dtype, device=q.device)
+                bias = (fill if bias is None else bias).masked_fill(padded, torch.finfo(q.dtype).min)
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0 / self.scale)
+        context = context.transpose(1, 2).reshape(batch, length, width)
         return context, probs
 
 
@@ -146,8 +173,9 @@ class DisentangledLayer(nn.Module):
         self.output = ResidualNorm(config.intermediate_size, config)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, relative: torch.Tensor | None,
-                rel_embeddings: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        context, probs = self.attention.self(hidden, mask, relative, rel_embeddings)
+                rel_embeddings: torch.Tensor | None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context, probs = self.attention.self(hidden, mask, relative, rel_embeddings, output_attentions)
         attended = self.attention.output(context, hidden)
         return self.output(self.intermediate(attended), attended), probs
 
@@ -178,15 +206,25 @@ class DisentangledEncoder(nn.Module):
             embeddings = self.LayerNorm(embeddings)
         return embeddings[: 2 * self.span]
 
+    def precompute_for_inference(self) -> None:
+        """Fix the normalised position embeddings and each layer's projections of them (they depend on weights
+        only), instead of recomputing them on every forward."""
+        with torch.no_grad():
+            self._cached_embeddings = self.relative_embeddings()
+            for layer in self.layer:
+                layer.attention.self.cache_position_projections(self._cached_embeddings)
+
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool,
                 output_attentions: bool):
         relative = relative_positions(hidden.shape[1], self.buckets, self.max_relative, hidden.device) \
             if self.relative else None
-        embeddings = self.relative_embeddings()
+        embeddings = getattr(self, "_cached_embeddings", None)
+        if embeddings is None:
+            embeddings = self.relative_embeddings()
         states = [hidden] if output_hidden_states else None
         maps = [] if output_attentions else None
         for layer in self.layer:
-            hidden, probs = layer(hidden, mask, relative, embeddings)
+            hidden, probs = layer(hidden, mask, relative, embeddings, output_attentions)
             if states is not None:
                 states.append(hidden)
             if maps is not None:

@@ -42,10 +42,12 @@ def _root(
 
 def _register_commands() -> None:
     from audioclf.cli.cache import cache_app
+    from audioclf.cli.classify import classify
     from audioclf.cli.convert import convert
     from audioclf.cli.download import download
     from audioclf.cli.inspect import inspect
 
+    app.command()(classify)
     app.command()(download)
     app.command()(inspect)
     app.command()(convert)
@@ -53,11 +55,6 @@ def _register_commands() -> None:
 
 
 _register_commands()
-
-
-from audioclf.cli.classify import classify  # noqa: E402  (torch-free at import)
-
-app.command()(classify)
 
 
 def fail(message: str, code: int = EXIT_SOME_FAILED) -> "typer.Exit":

@@ -215,9 +215,10 @@ class AutoModelForAudioClassification:
         that names a config attribute updates the config. Returns the model in eval mode (and, with
         ``output_loading_info=True``, a dict of missing / unexpected / mismatched keys and error messages).
         """
+        import torch
+
         from audioclf.checkpoints.files import find_weights, location_for_file, read_weights
         from audioclf.checkpoints.loading import load_state_dict_into
-        from audioclf.models import build_model
 
         if model_args:
             raise AudioclfError("from_pretrained takes no extra positional arguments")
@@ -261,19 +262,21 @@ class AutoModelForAudioClassification:
                             else find_weights(source.directory, use_safetensors))
                 state_dict = read_weights(location)
                 weights_name = str(location.path)
-        model = build_model(config)
+        from audioclf.models import model_class
+
+        with torch.device("meta"):  # parameters get the checkpoint's tensors, not a random copy first
+            model = model_class(config.model_type)(config)
         if tf_checkpoint is not None:
             from audioclf.checkpoints.tf import check_expected_keys
 
             # an encoder parameter missing from the TF checkpoint is an error, not a warning
             state_dict = check_expected_keys(tf_checkpoint, model.state_dict()).state_dict
-        import torch
-
         state_dict = {k: (torch.as_tensor(v) if not isinstance(v, torch.Tensor) else v) for k, v in state_dict.items()}
         target_dtype = _resolve_dtype(dtype if dtype is not None else torch_dtype, config, state_dict)
         report = load_state_dict_into(model, state_dict, prefix=config.base_prefix,
                                       ignore_mismatched_sizes=ignore_mismatched_sizes, is_head=model.is_head_parameter,
-                                      source=weights_name)
+                                      source=weights_name, dtype=target_dtype, initialise=model.initialise)
+        del state_dict
         model = model.to(target_dtype).eval()
         model.name_or_path = name
         model.source = source

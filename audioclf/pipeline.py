@@ -57,7 +57,7 @@ from audioclf.audio import (
 from audioclf.errors import AudioclfError, AudioError
 from audioclf.inputs import InputItem, expand_inputs
 
-__all__ = ["ACTIVATIONS", "Classifier", "ClassifyOptions", "FileDone", "classify"]
+__all__ = ["ACTIVATIONS", "Classifier", "ClassifyOptions", "FileDone", "PreparedFile", "Segmenter", "classify"]
 
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 AGGREGATES = ("mean", "max")
@@ -322,6 +322,99 @@ class _InputFeed:
             return index, item
 
 
+# ---------------------------------------------------------------------------------------------------------- segmenter
+@dataclass(frozen=True)
+class Segmenter:
+    """The model-free half of the engine: one input → its featurized segments.
+
+    Decode in blocks → channel policy → resample to ``sample_rate`` → cut into chunks (or ``window``/``hop``
+    windows) → normalise each segment when ``do_normalize``. Holds plain values only, so it pickles: the Ray
+    engine runs it in decode tasks, the local engine in its worker threads.
+    """
+
+    sample_rate: int
+    min_samples: int
+    policy: ChannelPolicy
+    do_normalize: bool
+    chunk: float
+    window: float | None = None
+    hop: float | None = None
+
+    def open(self, path: str) -> tuple[AudioSource, list[int | None]]:
+        """Probe ``path``; its source and stream labels (channel numbers, ``None`` for a mix). Raises AudioError."""
+        source = AudioSource(path)
+        self.policy.validate(source.channels, path)
+        return source, self.policy.stream_channels(source.channels)
+
+    def segments(self, source: AudioSource, streams: int, counter: list[int]) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(stream, start_frame, samples float32 [N])`` for every segment and stream of an opened source, in time
+        order; ``counter[0]`` counts the decoded frames. Raises AudioError, also when no segment is long enough."""
+        sent = 0
+        for window in self._windows(_count_frames(iter_model_blocks(source, self.sample_rate, self.policy), counter)):
+            for stream in range(streams):
+                yield stream, window.start_frame, self.featurize(window.samples[:, stream])
+                sent += 1
+        if sent == 0:
+            rate = self.sample_rate
+            raise AudioError(f"too short: {counter[0]} samples at {rate} Hz ({counter[0] / rate:.4f} s); the "
+                             f"model needs at least {self.min_samples} ({self.min_samples / rate:.4f} s)")
+
+    def prepare(self, path: str, item_error: str | None = None, local_path: str | None = None) -> "PreparedFile":
+        """All segments of one input at once (an error, if any, is captured in the result). ``local_path``: where
+        the bytes of ``path`` can be read, when that is not ``path`` itself (a downloaded copy of a URI)."""
+        if item_error is not None:
+            return PreparedFile(path, error=item_error)
+        where = path if local_path is None else local_path
+        counter = [0]
+        try:
+            source, streams = self.open(where)
+            segments = list(self.segments(source, len(streams), counter))
+        except Exception as error:
+            duration = counter[0] / self.sample_rate if isinstance(error, AudioError) else 0.0
+            return PreparedFile(path, duration=duration, error=failure_reason(error, where))
+        return PreparedFile(path, streams, segments, counter[0] / self.sample_rate)
+
+    def _windows(self, blocks: Iterable[np.ndarray]) -> Iterator[Window]:
+        """Windows (``window`` set) or chunks of the model-rate blocks ``float32 [frames, streams]``.
+
+        Segments shorter than ``min_samples``: a last chunk joins the chunk before it, a last window is dropped.
+        """
+        rate = self.sample_rate
+        if self.window is not None:
+            for window in iter_windows(blocks, rate, self.window, self.hop):
+                if window.frames >= self.min_samples:
+                    yield window
+            return
+        previous = None
+        for chunk in iter_chunks(blocks, rate, self.chunk):
+            if previous is not None and chunk.frames < self.min_samples:
+                samples = np.concatenate([previous.samples, chunk.samples], axis=0)
+                previous = Window(previous.index, previous.start_frame, samples, rate)
+                continue
+            if previous is not None:
+                yield previous
+            previous = chunk
+        if previous is not None and previous.frames >= self.min_samples:
+            yield previous
+
+    def featurize(self, samples: np.ndarray) -> np.ndarray:
+        """One stream of a segment ``[N]`` → contiguous ``float32 [N]``, normalised when the model wants it."""
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        return normalize(samples) if self.do_normalize else samples
+
+
+@dataclass
+class PreparedFile:
+    """One input decoded and featurized whole: ``segments`` are ``(stream, start_frame, samples float32 [N])``;
+    ``streams`` the channel label of each stream. ``error`` set: the input failed before reaching the model."""
+
+    path: str
+    streams: list[int | None] = field(default_factory=list)
+    segments: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
+    duration: float = 0.0
+    error: str | None = None
+
+
 # -------------------------------------------------------------------------------------------------------- classifier
 class Classifier:
     """A loaded model plus options; :meth:`classify` streams records for any number of inputs.
@@ -378,6 +471,9 @@ class Classifier:
             if seconds is not None and round(seconds * self.sample_rate) < self.min_samples:
                 raise AudioclfError(f"{what} {seconds:g} s is shorter than the model's receptive field "
                                     f"({self.min_samples} samples at {self.sample_rate} Hz)")
+
+        self.segmenter = Segmenter(self.sample_rate, self.min_samples, self.policy, self.fe_config.do_normalize,
+                                   opts.chunk, opts.window, opts.hop)
 
         self.id2label = dict(config.id2label)
         self.allowed = None
@@ -453,54 +549,17 @@ class Classifier:
             return
         counter = [0]
         try:
-            source = AudioSource(path)
-            self.policy.validate(source.channels, path)
-            streams = self.policy.stream_channels(source.channels)
+            source, streams = self.segmenter.open(path)
             sent = 0
-            for window in self._segments(_count_frames(iter_model_blocks(source, self.sample_rate, self.policy),
-                                                       counter)):
-                for stream in range(len(streams)):
-                    send(_Segment(index, stream, window.start_frame, self._featurize(window.samples[:, stream])))
-                    sent += 1
-            if sent == 0:
-                rate = self.sample_rate
-                raise AudioError(f"too short: {counter[0]} samples at {rate} Hz ({counter[0] / rate:.4f} s); the "
-                                 f"model needs at least {self.min_samples} ({self.min_samples / rate:.4f} s)")
+            for stream, start_frame, samples in self.segmenter.segments(source, len(streams), counter):
+                send(_Segment(index, stream, start_frame, samples))
+                sent += 1
             send(_FileEnd(index, path, streams=streams, segments=sent, duration=counter[0] / self.sample_rate))
         except _Stopped:
             raise
-        except AudioError as error:
-            send(_FileEnd(index, path, duration=counter[0] / self.sample_rate, error=_reason(error, path)))
         except Exception as error:  # an unexpected failure still fails only this input
-            send(_FileEnd(index, path, error=f"{type(error).__name__}: {_one_line(error)}"))
-
-    def _segments(self, blocks: Iterable[np.ndarray]) -> Iterator[Window]:
-        """Windows (``window`` set) or chunks of the model-rate blocks ``float32 [frames, streams]``.
-
-        Segments shorter than ``min_samples``: a last chunk joins the chunk before it, a last window is dropped.
-        """
-        rate, opts = self.sample_rate, self.options
-        if opts.window is not None:
-            for window in iter_windows(blocks, rate, opts.window, opts.hop):
-                if window.frames >= self.min_samples:
-                    yield window
-            return
-        previous = None
-        for chunk in iter_chunks(blocks, rate, opts.chunk):
-            if previous is not None and chunk.frames < self.min_samples:
-                samples = np.concatenate([previous.samples, chunk.samples], axis=0)
-                previous = Window(previous.index, previous.start_frame, samples, rate)
-                continue
-            if previous is not None:
-                yield previous
-            previous = chunk
-        if previous is not None and previous.frames >= self.min_samples:
-            yield previous
-
-    def _featurize(self, samples: np.ndarray) -> np.ndarray:
-        """One stream of a segment ``[N]`` → contiguous ``float32 [N]``, normalised when the model wants it."""
-        samples = np.ascontiguousarray(samples, dtype=np.float32)
-        return normalize(samples) if self.fe_config.do_normalize else samples
+            duration = counter[0] / self.sample_rate if isinstance(error, AudioError) else 0.0
+            send(_FileEnd(index, path, duration=duration, error=failure_reason(error, path)))
 
     # ----------------------------------------------------------------------------------------- main thread
     def _consume(self, messages: queue.Queue, workers: int, progress: Callable[[FileDone], None] | None
@@ -572,6 +631,22 @@ class Classifier:
             elif self.activation == "sigmoid":
                 logits = logits.sigmoid()
         return logits.cpu().numpy()
+
+    def score_prepared(self, files: Sequence[PreparedFile]) -> list[list[dict[str, Any]]]:
+        """Records of each :class:`PreparedFile` (in order), their segments batched together exactly as
+        :meth:`classify` batches them. The Ray engine's model actors call this."""
+        pool = _Pool(self.options.batch_size, self.max_batch_samples, self.pad)
+        states: dict[int, _FileState] = {}
+        for number, prepared in enumerate(files):
+            states[number] = _FileState(end=_FileEnd(number, prepared.path, streams=list(prepared.streams),
+                                                     segments=len(prepared.segments), duration=prepared.duration,
+                                                     error=prepared.error))
+            if prepared.error is None:
+                for stream, start_frame, samples in prepared.segments:
+                    pool.add(_Segment(number, stream, start_frame, samples))
+        while (batch := pool.take(force=True)) is not None:
+            self._score(batch, states)
+        return [self._finish(states[number], None) for number in range(len(files))]
 
     # ------------------------------------------------------------------------------------------------ records
     def _finish(self, state: _FileState, progress: Callable[[FileDone], None] | None) -> list[dict[str, Any]]:
@@ -683,6 +758,14 @@ def _weighted_mean(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def failure_reason(error: BaseException, path: str) -> str:
+    """The one-line reason an input failed: an AudioError's message without the leading path, anything else
+    with its type name."""
+    if isinstance(error, AudioError):
+        return _reason(error, path)
+    return f"{type(error).__name__}: {_one_line(error)}"
 
 
 def _reason(error: BaseException, path: str) -> str:

@@ -182,3 +182,36 @@ def test_cli_help_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
     result = subprocess.run([sys.executable, "-m", "audioclf", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_missing_parameters_are_initialised_and_loaded_ones_kept(tmp_path):
+    reference = build_reference("hubert", conv_pos_batch_norm=True)
+    reference.config.save_pretrained(tmp_path)
+    state = {k: v for k, v in reference.state_dict().items()
+             if k not in ("classifier.bias", "hubert.encoder.pos_conv_embed.batch_norm.running_var")}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
+    model, info = Auto.from_pretrained(tmp_path, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "hubert.encoder.pos_conv_embed.batch_norm.running_var"]
+    assert torch.equal(model.classifier.weight, reference.classifier.weight)  # kept as loaded
+    assert torch.equal(model.classifier.bias, torch.zeros(5))  # initialised
+    batch_norm = model.hubert.encoder.pos_conv_embed.batch_norm
+    assert torch.equal(batch_norm.running_var, torch.ones_like(batch_norm.running_var))
+    assert torch.equal(batch_norm.running_mean, reference.hubert.encoder.pos_conv_embed.batch_norm.running_mean)
+    assert torch.isfinite(logits_of(model, padded_batch())).all()
+
+
+def test_loading_holds_one_copy_of_the_weights(tmp_path):
+    """Peak memory of from_pretrained stays close to one copy of the weights (no random model built first)."""
+    config = audioclf.AutoConfig.for_model("wav2vec2", num_hidden_layers=6)
+    Auto.from_config(config).save_pretrained(tmp_path)
+    size = (tmp_path / "model.safetensors").stat().st_size
+    code = (
+        "import resource, sys, torch, audioclf\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"audioclf.AutoModelForAudioClassification.from_pretrained({str(tmp_path)!r})\n"
+        "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    before, after = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                            check=True).stdout.split())
+    grown = (after - before) * 1024
+    assert grown < 1.5 * size, f"loading {size / 2**20:.0f} MiB of weights grew the peak by {grown / 2**20:.0f} MiB"

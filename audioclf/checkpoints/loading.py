@@ -70,11 +70,16 @@ def normalise_keys(state: dict[str, torch.Tensor], model_keys: set[str], prefix:
 
 def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, prefix: str,
                          ignore_mismatched_sizes: bool = False, is_head=lambda key: False,
-                         source: str = "checkpoint") -> LoadingReport:
-    """Copy ``state`` into ``model`` (in place) and report missing / unexpected / mismatched keys.
+                         source: str = "checkpoint", dtype: torch.dtype = torch.float32,
+                         initialise=None) -> LoadingReport:
+    """Put ``state`` into ``model`` (in place) and report missing / unexpected / mismatched keys.
+
+    A model built on the ``meta`` device takes the checkpoint tensors themselves (converted to ``dtype``; no second
+    copy of the weights is ever held), and only the parameters the checkpoint lacks are allocated and passed to
+    ``initialise(names)``. A materialised model gets the values copied in.
 
     A shape mismatch raises a one-line :class:`CheckpointError` naming the key and both shapes, before anything is
-    copied, unless ``ignore_mismatched_sizes`` (then the parameter keeps its initialisation and is reported).
+    loaded, unless ``ignore_mismatched_sizes`` (then the parameter is initialised and reported).
     Buffers such as BatchNorm's ``num_batches_tracked`` count as keys too.
     """
     expected = model.state_dict()
@@ -99,9 +104,17 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, pr
         to_load[key] = value
     report.missing_keys = [key for key in expected if key not in to_load and
                            key not in {m[0] for m in report.mismatched_keys}]
-    with torch.no_grad():
-        for key, value in to_load.items():
-            expected[key].copy_(value.to(expected[key].dtype))
+    if any(tensor.is_meta for tensor in expected.values()):
+        converted = {key: (value.to(dtype) if value.is_floating_point() else value) for key, value in to_load.items()}
+        model.load_state_dict(converted, strict=False, assign=True)
+        unloaded = [key for key in expected if key not in to_load]
+        _materialise(model, unloaded, dtype)
+        if unloaded and initialise is not None:
+            initialise(unloaded)
+    else:
+        with torch.no_grad():
+            for key, value in to_load.items():
+                expected[key].copy_(value.to(expected[key].dtype))
     if report.missing_keys:
         heads = [k for k in report.missing_keys if is_head(k)]
         others = [k for k in report.missing_keys if not is_head(k)]
@@ -114,6 +127,20 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, pr
         shown = ", ".join(f"{k} {list(a)}→{list(b)}" for k, a, b in report.mismatched_keys)
         _warn(f"re-initialised parameters whose shapes differ from the {source}: {shown}")
     return report
+
+
+def _materialise(model: nn.Module, keys: list[str], dtype: torch.dtype) -> None:
+    """Give the (meta) tensors named by ``keys`` real, uninitialised storage."""
+    for key in keys:
+        path, _, name = key.rpartition(".")
+        module = model.get_submodule(path) if path else model
+        if name in module._parameters:
+            old = module._parameters[name]
+            storage = torch.empty(old.shape, dtype=dtype if old.is_floating_point() else old.dtype)
+            module._parameters[name] = nn.Parameter(storage, requires_grad=old.requires_grad)
+        else:
+            old = module._buffers[name]
+            module._buffers[name] = torch.empty(old.shape, dtype=dtype if old.is_floating_point() else old.dtype)
 
 
 def _warn(message: str) -> None:

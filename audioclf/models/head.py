@@ -143,6 +143,32 @@ class AudioClassifier(nn.Module):
             parameter.requires_grad_(False)
         return self
 
+    def initialise(self, keys: list[str]) -> None:
+        """Random initialisation for the named parameters only (those a checkpoint did not provide), leaving every
+        other tensor of their modules as loaded."""
+        with torch.no_grad():
+            if "layer_weights" in keys:
+                self.layer_weights.fill_(1.0 / self.layer_weights.numel())
+            owners: dict[str, set[str]] = {}
+            for key in keys:
+                if key == "layer_weights":
+                    continue
+                path = key.rpartition(".")[0]
+                if ".parametrizations." in key:  # weight-norm factors are initialised by their conv
+                    path = key.split(".parametrizations.")[0]
+                owners.setdefault(path, set()).add(key)
+            for path, names in owners.items():
+                module = self.get_submodule(path)
+                kept = {f"{path}.{name}": tensor.clone() for name, tensor in module.state_dict().items()
+                        if f"{path}.{name}" not in names}
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.reset_parameters()
+                else:
+                    self._init_module(module)
+                for name, tensor in module.state_dict().items():
+                    if f"{path}.{name}" in kept:
+                        tensor.copy_(kept[f"{path}.{name}"])
+
     def is_head_parameter(self, key: str) -> bool:
         return key.startswith(self.head_parameters)
 

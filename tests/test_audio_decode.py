@@ -170,6 +170,19 @@ def test_truncated_wav_header(tmp_path: Path) -> None:
     _assert_one_line(error, "cut.wav", "corrupt")
 
 
+def test_truncated_wav_data(tmp_path: Path) -> None:
+    """A WAV cut inside its data chunk is an error, not a shorter recording."""
+    data = (DATA / "speechcommands_yes_1000ms_16k_mono.wav").read_bytes()
+    path = tmp_path / "cut.wav"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError) as error:
+        AudioSource(path)
+    _assert_one_line(error, "cut.wav", "truncated")
+    whole = tmp_path / "whole.wav"
+    whole.write_bytes(data)
+    assert AudioSource(whole).frames == 16000
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_random_bytes_with_wav_extension(tmp_path: Path, seed: int) -> None:
     path = tmp_path / "noise.wav"

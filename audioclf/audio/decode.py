@@ -99,6 +99,37 @@ def _soundfile_reason(error: Exception, path: Path) -> str:
     return message
 
 
+def _check_wav_data_size(path: Path) -> None:
+    """Raise :class:`AudioError` when a RIFF/WAVE file's ``data`` chunk promises more bytes than the file holds.
+
+    libsndfile quietly decodes a truncated WAV up to where its data ends; a cut-off transfer must not pass for a
+    shorter recording. Streaming writers that leave the size unset (0 or 0xFFFFFFFF) are accepted.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return  # RF64 / W64 and friends: left to libsndfile
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return
+            name, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if name == b"data":
+                if length in (0, 0xFFFFFFFF):
+                    return
+                available = size - offset - 8
+                if length > available:
+                    raise AudioError(
+                        f"{path}: truncated, the header promises {length} bytes of audio data but the file holds "
+                        f"{available}"
+                    )
+                return
+            offset += 8 + length + (length & 1)
+
+
 class AudioSource:
     """An opened (probed) audio file that can be read in blocks any number of times.
 
@@ -145,6 +176,8 @@ class AudioSource:
                 raise AudioError(f"{self.path}: invalid header ({self.sample_rate} Hz, {self.channels} channels)")
             if self.frames <= 0:
                 raise AudioError(f"{self.path}: no audio frames (the file holds a header but no samples)")
+            if info.format == "WAV":
+                _check_wav_data_size(self.path)
 
     def __repr__(self) -> str:
         return (

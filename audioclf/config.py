@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from audioclf.errors import ConfigError
+from audioclf.fileio import write_text_atomic
 
 CONFIG_NAME = "config.json"
 
@@ -304,15 +304,3 @@ class ModelConfig:
 
     def __repr__(self) -> str:
         return f"ModelConfig({self.to_json_string()})"
-
-
-def write_text_atomic(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` through a temporary file in the same directory and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

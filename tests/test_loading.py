@@ -215,3 +215,20 @@ def test_loading_holds_one_copy_of_the_weights(tmp_path):
                                             check=True).stdout.split())
     grown = (after - before) * 1024
     assert grown < 1.5 * size, f"loading {size / 2**20:.0f} MiB of weights grew the peak by {grown / 2**20:.0f} MiB"
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        save = tmp_path / "saved"
+        config = audioclf.AutoConfig.for_model("wav2vec2", hidden_size=16, num_attention_heads=2, intermediate_size=20,
+                                               num_hidden_layers=1, conv_dim=[16], conv_kernel=[10], conv_stride=[5],
+                                               num_conv_pos_embeddings=5, num_conv_pos_embedding_groups=2)
+        Auto.from_config(config).save_pretrained(save)
+        for name in ("model.safetensors", "config.json"):
+            assert (save / name).stat().st_mode & 0o777 == 0o644, name
+        assert not [p for p in save.iterdir() if p.name.startswith(".")]  # no temporary files left
+    finally:
+        os.umask(umask)

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import os
-import tempfile
+
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from audioclf.errors import AudioError, ConfigError
+from audioclf.fileio import write_text_atomic
 
 __all__ = [
     "PREPROCESSOR_CONFIG_NAME",
@@ -158,14 +159,7 @@ class FeatureExtractorConfig:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / PREPROCESSOR_CONFIG_NAME
-        handle, temporary = tempfile.mkstemp(prefix=f".{PREPROCESSOR_CONFIG_NAME}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(self.to_json_string())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomic(target, self.to_json_string())
         return target
 
 

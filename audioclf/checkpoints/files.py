@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,15 +120,10 @@ def read_weights(location: WeightsLocation) -> dict[str, torch.Tensor]:
 
 
 def save_safetensors(state: dict[str, torch.Tensor], target: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write ``state`` to ``target`` atomically (temporary file in the same directory, then rename)."""
+    """Write ``state`` to ``target`` atomically."""
     from safetensors.torch import save_file
 
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt", **(metadata or {})})
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from audioclf.fileio import atomic_path
+
+    with atomic_path(target) as temporary:
+        save_file(state, str(temporary), metadata={"format": "pt", **(metadata or {})})

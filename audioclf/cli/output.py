@@ -15,13 +15,10 @@ file's extension (``.json``, ``.csv``, ``.tsv``, ``.txt`` for a table, anything 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Protocol
+from typing import IO, Any, Protocol
 
 __all__ = ["DELIMITED_COLUMNS", "FORMATS", "RecordWriter", "atomic_output", "open_writer", "resolve_format"]
 
@@ -155,26 +152,8 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[IO[str]]:
-    """A text stream whose content replaces ``path`` only when the block ends without an exception.
+def atomic_output(path: Path):
+    """A text stream whose content replaces ``path`` only when the block ends without an exception."""
+    from audioclf.fileio import atomic_open
 
-    Writes go to a temporary file in the same directory, moved into place with ``os.replace``; on any exception
-    (``KeyboardInterrupt`` included) the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # the permissions a plain open() would give, not mkstemp's 0600
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    return atomic_open(path)

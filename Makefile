@@ -2,23 +2,43 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip
+PIP    := $(PY) -m pip --disable-pip-version-check
 # The CPU build of torch; a bare "torch" requirement would pull a multi-GB CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: install test demo clean
+.PHONY: install install-runtime demo test bench default-model clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e .
 	touch $@
 
+$(VENV)/.installed: $(VENV)/.runtime pyproject.toml
+	$(PIP) install --quiet -e '.[test,ray]'
+	touch $@
+
+# Runtime only: enough for `audioclf` itself.
+install-runtime: $(VENV)/.runtime
+
+# Runtime plus the test extra (transformers as the reference, Ray for the cluster engine).
 install: $(VENV)/.installed
+
+# The main job on the bundled samples with the bundled default model: no network needed.
+demo: $(VENV)/.runtime
+	$(VENV)/bin/audioclf classify samples/ --format table
 
 test: install
 	$(PY) -m pytest -q
 
+bench: install
+	$(PY) scripts/bench.py
+
+# Re-create the bundled default model: synthesize the keyword data with espeak-ng, then train (CPU, ~30 min).
+default-model: install-runtime
+	command -v espeak-ng >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng)
+	$(PY) scripts/synth_keywords.py --out data/synth-kws --seed 0 --jobs 2 --per-class-train 800
+	$(PY) scripts/train_default_model.py --data data/synth-kws --seed 0
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,59 @@
+"""A fast run of ``scripts/bench.py --quick``: tiny models, a few short files, one repetition.
+
+It checks that the benchmark runs end to end (model and audio generation, every engine, the report) and that audioclf
+and the ``transformers`` pipeline give the same fp32 scores on the 16 kHz mono clips. Speed figures are not checked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+
+pytest.importorskip("transformers")
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the transformers pipeline decodes file paths with ffmpeg")
+def test_quick_bench_runs_and_agrees_with_transformers(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--repeats", "1", "--models", "w2v2-base", "--sets", "1s,60s",
+         "--cache-dir", str(tmp_path / "cache"), "--json", str(report_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| engine |" in completed.stdout  # the markdown table
+
+    report = json.loads(report_path.read_text())
+    assert report["failures"] == []
+    assert report["machine"]["nproc"] >= 1 and report["machine"]["transformers"]
+    rows = {(r["model"], r["set"], r["engine"]): r for r in report["rows"]}
+    for engine in ("pipeline", "pipeline-sf", "api", "cli", "api-bf16", "api-int8"):
+        assert ("w2v2-base", "1s", engine) in rows, engine
+        assert ("w2v2-base", "60s", engine) in rows, engine
+
+    for engine in ("pipeline-sf", "api", "cli"):  # fp32 on 16 kHz mono: the same scores as the pipeline
+        row = rows[("w2v2-base", "1s", engine)]
+        assert row["top1_agreement"] == 1.0, row
+        assert row["max_score_diff"] <= 1e-4, row
+    for engine in ("pipeline", "pipeline-sf", "api", "api-bf16", "api-int8"):
+        assert rows[("w2v2-base", "1s", engine)]["audio_s_per_s"] > 0
+    assert rows[("w2v2-base", "1s", "api")]["ratio_to_pipeline"] > 0
+
+    # 44.1 kHz stereo: ffmpeg and soxr resample differently; the scores stay close
+    assert rows[("w2v2-base", "60s", "api")]["max_score_diff"] < 0.05
+
+    processes = {(p["model"], p["engine"]): p for p in report["processes"]}
+    for engine in ("pipeline", "api", "cli"):
+        entry = processes[("w2v2-base", engine)]
+        assert entry["cold_start_s"] > 0 and entry["peak_rss_mb"] > 0
+    precision = {(p["set"], p["dtype"]): p for p in report["precision"]}
+    assert {("1s", "bf16"), ("1s", "int8")} <= set(precision)
+    assert all(p["top1_agreement"] is not None for p in precision.values())
+    assert 0 < report["help_seconds"]["median"] < 30

@@ -34,11 +34,11 @@ test: install
 bench: install
 	$(PY) scripts/bench.py
 
-# Re-create the bundled default model: synthesize the keyword data with espeak-ng, then train (CPU, ~30 min).
+# Re-create the bundled default model: synthesize the keyword data with espeak-ng (~2 min), then train (~35 min on one core).
 default-model: install-runtime
 	command -v espeak-ng >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng)
 	$(PY) scripts/synth_keywords.py --out data/synth-kws --seed 0 --jobs 2 --per-class-train 800
-	$(PY) scripts/train_default_model.py --data data/synth-kws --seed 0
+	$(PY) scripts/train_default_model.py --data data/synth-kws --seed 0 --epochs 20 --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,6 +1,6 @@
 """Write a small, fixed subset of the held-out (never trained on) keyword clips as FLAC files for the test suite.
 
-    python scripts/export_heldout.py --data data/synth-kws --out tests/data/heldout --per-class 8
+    python scripts/export_heldout.py --data data/synth-kws --out tests/data/heldout --per-class 20
 
 The subset is drawn with a fixed seed from the test split made by scripts/synth_keywords.py; `manifest.json` records
 each file's label and voice.
@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/synth-kws")
     parser.add_argument("--out", default="tests/data/heldout")
-    parser.add_argument("--per-class", type=int, default=8)
+    parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

@@ -89,6 +89,8 @@ class ClassifyOptions:
         labels: only report these labels (names from the model's ``id2label``).
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), ``"mps"``.
         dtype: model precision: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        quantize: ``"int8"`` applies dynamic int8 quantization to the linear layers (CPU only; opt-in, it changes
+            scores slightly); ``None`` keeps the weights as they are.
         threads: torch intra-op threads (``torch.set_num_threads``); ``None`` leaves torch's default.
         workers: decoding threads; default ``min(4, cpu_count)``.
         max_batch_seconds: most padded audio per batch (default 32 s on CPU, 320 s on accelerators).
@@ -108,6 +110,7 @@ class ClassifyOptions:
     labels: Sequence[str] | None = None
     device: str = "auto"
     dtype: str = "float32"
+    quantize: str | None = None
     threads: int | None = None
     workers: int | None = None
     max_batch_seconds: float | None = None
@@ -134,6 +137,9 @@ class ClassifyOptions:
         _require(device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         _require(str(self.dtype).removeprefix("torch.") in DTYPES,
                  f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        _require(self.quantize in (None, "int8"), f"--quantize must be int8, got {self.quantize!r}")
+        _require(self.quantize is None or str(self.dtype).removeprefix("torch.") == "float32",
+                 "--quantize int8 works on float32 models only")
         _require(self.threads is None or self.threads >= 1, f"--threads must be 1 or more, got {self.threads}")
         _require(self.workers is None or self.workers >= 1, f"--workers must be 1 or more, got {self.workers}")
         _require(self.max_batch_seconds is None or _positive(self.max_batch_seconds),
@@ -448,10 +454,20 @@ class Classifier:
             self.model_name = os.fspath(model) if model is not None else DEFAULT_MODEL_NAME
             self.model = AutoModelForAudioClassification.from_pretrained(self.model_name, dtype=dtype,
                                                                          revision=opts.revision)
+            # a model loaded here is private to the engine: fold weight norm and cached projections once
+            self.model = self.model.to(self.device).optimize_for_inference()
         else:
             self.model_name = str(getattr(model, "name_or_path", type(model).__name__))
             self.model = model.to(dtype)
         self.model = self.model.to(self.device).eval()
+        if opts.quantize == "int8":
+            if self.device.type != "cpu":
+                raise AudioclfError("--quantize int8 runs on the CPU only (use --device cpu)")
+            import warnings
+
+            with warnings.catch_warnings():  # eager dynamic quantization is deprecated upstream but still works
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         self.dtype = dtype
         source = getattr(self.model, "source", None)
         self.revision = getattr(source, "commit", None)

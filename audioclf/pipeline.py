@@ -466,7 +466,7 @@ class Classifier:
             import warnings
 
             with warnings.catch_warnings():  # eager dynamic quantization is deprecated upstream but still works
-                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore")
                 self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         self.dtype = dtype
         source = getattr(self.model, "source", None)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -19,6 +21,7 @@ from audioclf.errors import AudioclfError
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
+ENGINES = ("local", "ray")
 
 
 def classify(
@@ -51,15 +54,25 @@ def classify(
                                             "problem_type).")] = "auto",
     labels: Annotated[Optional[str], typer.Option(help="Only report these labels (comma-separated).",
                                                   show_default=False)] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="auto | table | jsonl | json | csv | tsv.")] = "auto",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the records to this file (atomically) "
-                                                   "instead of stdout.", show_default=False)] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="auto | table | jsonl | json | csv | tsv "
+                                               "(--engine ray: jsonl | parquet).")] = "auto",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the records to this file (atomically) "
+                                                  "instead of stdout; --engine ray: a directory (path or URI) for "
+                                                  "record shards.", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep the records already in --output and skip their "
+                                         "inputs (continue an interrupted run).")] = False,
+    engine: Annotated[str, typer.Option(help="local | ray (decode in Ray Data tasks, the model in an actor pool).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster address (host:port, ray://host:port, "
+                                                   "auto; default: RAY_ADDRESS, else a local Ray).",
+                                                   show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: cuda when available).")] = "auto",
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16.")] = "float32",
+    quantize: Annotated[Optional[str], typer.Option(help="int8: dynamic int8 quantization of the linear layers "
+                                                         "(CPU, opt-in; scores move slightly).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).",
                                                    show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4).",
-                                                   show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4); --engine ray: model "
+                                                   "replicas (actors).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")] = False,
 ) -> None:
     """Classify audio files and print one record per file (or per window / channel).
@@ -81,53 +94,118 @@ def classify(
     path,channel,start,end,rank,label,score,error. --format auto: a table on a terminal, JSON Lines otherwise
     (with --output: by file extension .json/.csv/.tsv/.txt, else JSON Lines).
 
+    --resume with --output keeps the records already there and classifies only the other inputs; with it an
+    interrupted run (Ctrl-C) still writes the records of the inputs it finished, so the next run goes on from there.
+
+    --engine ray runs on a Ray cluster (--address; pip install 'audioclf[ray]'): inputs (paths, directories, globs,
+    lists, or URIs such as file:// or s3://) are decoded in Ray Data tasks and classified by --workers model actors
+    (--device cuda: one GPU each), --batch-size inputs per actor call. Records, the same as locally, go to shards
+    part-*.jsonl (or --format parquet) in the --output directory; --resume skips inputs already in the shards.
+
     Exit status: 0 every input classified; 1 some input failed (its record says why); 2 usage error (bad option,
     unknown label, model that cannot be loaded).
     """
-    if output_format not in FORMATS:
+    if engine not in ENGINES:
+        raise AudioclfError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "local" and output_format not in FORMATS:
         raise AudioclfError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
     arguments = list(inputs or [])
     if not arguments and files_from is None:
         raise AudioclfError("no inputs: give files, directories, glob patterns, or - to read paths from stdin")
     if files_from is not None and str(files_from) != "-" and not files_from.is_file():
         raise AudioclfError(f"--files-from {files_from}: no such file")
-    if output is not None and not (output.parent if str(output.parent) else Path(".")).is_dir():
-        raise AudioclfError(f"--output {output}: the directory {output.parent} does not exist")
+    if resume and output is None:
+        raise AudioclfError("--resume needs --output (the results to continue)")
+    if address is not None and engine != "ray":
+        raise AudioclfError("--address needs --engine ray")
     label_names = None if labels is None else [name.strip() for name in labels.split(",") if name.strip()]
+    options = dict(batch_size=batch_size, max_batch_seconds=max_batch_seconds, chunk=chunk, window=window, hop=hop,
+                   aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
+                   labels=label_names, device=device, dtype=dtype, quantize=quantize, threads=threads, recursive=recursive,
+                   revision=revision)
+    if engine == "ray":
+        _classify_on_ray(arguments, files_from, null, model, options, output_format, output, resume, address, workers,
+                         quiet)
+    output_path = None if output is None else Path(output)
+    if output_path is not None and not (output_path.parent if str(output_path.parent) else Path(".")).is_dir():
+        raise AudioclfError(f"--output {output}: the directory {output_path.parent} does not exist")
+    fmt = resolve_format(output_format, output_path, sys.stdout.isatty())
+    from audioclf.engines.records import RESUMABLE_FORMATS, done_paths, read_record_file
+
+    kept: list[dict[str, Any]] = []
+    if resume:
+        if fmt not in RESUMABLE_FORMATS:
+            raise AudioclfError(f"--resume cannot read {fmt} output back; use --format {', '.join(RESUMABLE_FORMATS)}")
+        if output_path is not None and output_path.exists():
+            kept = read_record_file(output_path, fmt)
 
     from audioclf.inputs import STDIN, expand_inputs
     from audioclf.pipeline import Classifier
 
     _return_large_buffers_to_os()
 
-    classifier = Classifier(
-        model, batch_size=batch_size, max_batch_seconds=max_batch_seconds, chunk=chunk, window=window, hop=hop,
-        aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
-        labels=label_names, device=device, dtype=dtype, threads=threads, workers=workers, recursive=recursive,
-        revision=revision,
-    )
+    classifier = Classifier(model, workers=workers, **options)
     items: Any = expand_inputs(arguments, recursive=recursive, files_from=files_from, null_separated=null)
+    if kept:
+        done = done_paths(kept)
+        items = (item for item in items if item.path not in done)
     total = None
     if STDIN not in arguments and files_from is None:
         items = list(items)  # cheap, and gives the progress bar a total
         total = len(items)
 
-    fmt = resolve_format(output_format, output, sys.stdout.isatty())
     show_progress = not quiet and sys.stderr.isatty()
     started = time.monotonic()
+    kept_failed = len(done_paths(record for record in kept if "error" in record))
+    interrupted = False
     with _Progress(total, show_progress) as progress:
-        if output is None:
+        if output_path is None:
             try:
                 _write(classifier, items, open_writer(fmt, sys.stdout), progress)
             except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(EXIT_SOME_FAILED) from None
         else:
-            with atomic_output(output) as stream:
-                _write(classifier, items, open_writer(fmt, stream), progress)
-    if not quiet and progress.failed:
-        typer.echo(f"{progress.failed} of {progress.done} inputs failed ({time.monotonic() - started:.1f} s)", err=True)
-    raise typer.Exit(EXIT_SOME_FAILED if progress.failed else EXIT_OK)
+            with atomic_output(output_path) as stream:
+                writer = open_writer(fmt, stream)
+                for record in kept:
+                    writer.write(record)
+                if not resume:
+                    _write(classifier, items, writer, progress)
+                else:
+                    interrupted = _write_resumable(classifier, items, writer, progress)
+    if interrupted:  # the finished inputs are saved; the next --resume run continues from them
+        raise KeyboardInterrupt
+    failed = progress.failed + kept_failed
+    if not quiet and failed:
+        done_count = progress.done + len(done_paths(kept))
+        typer.echo(f"{failed} of {done_count} inputs failed ({time.monotonic() - started:.1f} s)", err=True)
+    raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _classify_on_ray(arguments: list[str], files_from: Optional[Path], null: bool, model: Optional[str],
+                     options: dict[str, Any], output_format: str, output: Optional[str], resume: bool,
+                     address: Optional[str], workers: Optional[int], quiet: bool) -> None:
+    """``--engine ray``: shards of records in the ``--output`` directory; exits with the usual status."""
+    from audioclf.engines import ray as engine
+
+    fmt = "jsonl" if output_format == "auto" else output_format
+    if fmt not in engine.FORMATS:
+        raise AudioclfError(f"--engine ray writes --format {' or '.join(engine.FORMATS)}, not {fmt}")
+    if output is None:
+        raise AudioclfError("--engine ray needs --output DIR (a directory or URI for the record shards)")
+    engine.import_ray()  # before anything slow: say at once when Ray is missing
+    started = time.monotonic()
+    items = list(engine.expand_uri_inputs(arguments, recursive=bool(options.get("recursive")),
+                                          files_from=None if files_from is None else str(files_from),
+                                          null_separated=null))
+    run = engine.classify_on_ray(items, output, model=model, options=options, fmt=fmt, address=address,
+                                 workers=workers, resume=resume, quiet=quiet)
+    if not quiet:
+        skipped = f", {run.skipped} already done" if run.skipped else ""
+        typer.echo(f"{run.classified} inputs classified{skipped}; {run.failed} failed; {run.shards} new shards in "
+                   f"{output} ({time.monotonic() - started:.1f} s)", err=True)
+    raise typer.Exit(EXIT_SOME_FAILED if run.failed else EXIT_OK)
 
 
 # Typer keeps single line breaks of the help text; the docstring's paragraphs are written as wrapped source lines.
@@ -157,6 +235,50 @@ def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress") -> N
     for record in classifier.classify(items, progress=progress.update):
         writer.write(record)
     writer.close()
+
+
+def _write_resumable(classifier: Any, items: Any, writer: Any, progress: "_Progress") -> bool:
+    """Like :func:`_write`, but on Ctrl-C close the output with the inputs whose records are all written (returns
+    True). Records reach the writer an input at a time (consecutive records of one path), with Ctrl-C held off while
+    they are written, so an input is never half in the file."""
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        with _interrupts_deferred():
+            for record in pending:
+                writer.write(record)
+        pending.clear()
+
+    try:
+        for record in classifier.classify(items, progress=progress.update):
+            if pending and record["path"] != pending[0]["path"]:
+                flush()
+            pending.append(record)
+        flush()
+    except KeyboardInterrupt:
+        writer.close()  # the records of the unfinished input (pending) are left out
+        return True
+    writer.close()
+    return False
+
+
+class _interrupts_deferred:
+    """Hold SIGINT back (deliver it on exit) while a block runs; only the main thread can do this."""
+
+    def __enter__(self) -> None:
+        self.received = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.received = True
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            if self.received:
+                raise KeyboardInterrupt
 
 
 class _Progress:

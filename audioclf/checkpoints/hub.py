@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
+from audioclf.checkpoints.files import (BIN_INDEX_NAME, BIN_NAME, SAFETENSORS_INDEX_NAME, SAFETENSORS_NAME,
+                                       TF_CKPT_INDEX_NAME, TF_H5_INDEX_NAME, TF_H5_NAME, weight_candidates)
+from audioclf.config import SUPPORTED_MODEL_TYPES
 from audioclf.errors import HubError
 
 __all__ = [
@@ -44,17 +47,17 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
-SAFETENSORS_FILE = "model.safetensors"
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-BIN_FILE = "pytorch_model.bin"
-BIN_INDEX = "pytorch_model.bin.index.json"
-TF_H5_FILE = "tf_model.h5"
-TF_H5_INDEX = "tf_model.h5.index.json"
-TF_CKPT_INDEX = "model.ckpt.index"
+SAFETENSORS_FILE = SAFETENSORS_NAME
+SAFETENSORS_INDEX = SAFETENSORS_INDEX_NAME
+BIN_FILE = BIN_NAME
+BIN_INDEX = BIN_INDEX_NAME
+TF_H5_FILE = TF_H5_NAME
+TF_H5_INDEX = TF_H5_INDEX_NAME
+TF_CKPT_INDEX = TF_CKPT_INDEX_NAME
 TF_CKPT_DATA_PREFIX = "model.ckpt.data-"
 
 #: ``model_type`` values of the architectures this package implements.
-AUDIO_MODEL_TYPES = frozenset({"hubert", "sew", "sew-d", "unispeech", "unispeech-sat", "wav2vec2"})
+AUDIO_MODEL_TYPES = frozenset(SUPPORTED_MODEL_TYPES)
 _AUDIO_ARCHITECTURE_SUFFIXES = ("ForSequenceClassification", "ForAudioClassification", "AudioClassification")
 
 _REPO_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?/[A-Za-z0-9._-]{1,96}")
@@ -152,12 +155,7 @@ class FetchedModel:
 def _weight_candidates(use_safetensors: bool | None, from_tf: bool) -> list[str]:
     if from_tf:
         return [TF_H5_FILE, TF_H5_INDEX, TF_CKPT_INDEX]
-    candidates = []
-    if use_safetensors is not False:
-        candidates += [SAFETENSORS_FILE, SAFETENSORS_INDEX]
-    if use_safetensors is not True:
-        candidates += [BIN_FILE, BIN_INDEX]
-    return candidates
+    return weight_candidates(use_safetensors)
 
 
 def _shards_from_index(index_path: Path, index_name: str) -> list[str]:

@@ -76,9 +76,35 @@ class ConvLayer(nn.Module):
                 x = x + conv.bias[:, None]
         else:
             x = conv(x)
+        if not torch.is_grad_enabled() and x.is_contiguous():
+            # inference: normalise and activate in place, so a long input holds one [B, C, T] tensor, not three
+            if isinstance(self.layer_norm, nn.GroupNorm):
+                _group_norm_per_channel_(x, self.layer_norm)
+            elif self.layer_norm is not None:
+                x = self.layer_norm(x)
+            _apply_in_place(self.activation, x)
+            return x
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return self.activation(x)
+
+
+def _group_norm_per_channel_(x: torch.Tensor, norm: nn.GroupNorm) -> None:
+    """``GroupNorm(C, C)`` on ``[B, C, T]`` in place: each channel normalised over time, then scaled and shifted."""
+    var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
+    scale = torch.rsqrt(var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight[:, None]
+    x.sub_(mean).mul_(scale)
+    if norm.bias is not None:
+        x.add_(norm.bias[:, None])
+
+
+def _apply_in_place(function: nn.Module, x: torch.Tensor, block: int = 8192) -> None:
+    """Apply an elementwise ``function`` to ``x`` ``[B, C, T]`` in place, ``block`` frames at a time."""
+    for start in range(0, x.shape[-1], block):
+        part = x[..., start:start + block]
+        part.copy_(function(part))
 
 
 class ConvFeatureEncoder(nn.Module):

@@ -7,20 +7,19 @@ and the ``transformers`` pipeline give the same fp32 scores on the 16 kHz mono c
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 
-pytest.importorskip("transformers")
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the transformers pipeline decodes file paths with ffmpeg")
 def test_quick_bench_runs_and_agrees_with_transformers(tmp_path: Path) -> None:
+    from test_audio_ffmpeg import _ensure_ffmpeg
+
+    _ensure_ffmpeg()  # the transformers pipeline decodes file paths with ffmpeg: installed here or the test fails
     report_path = tmp_path / "report.json"
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--repeats", "1", "--models", "w2v2-base", "--sets", "1s,60s",

@@ -117,3 +117,21 @@ def test_attentions_match(model_type, tmp_path):
     for a, b in zip(got.attentions, expected.attentions):
         assert a.shape == b.shape
         assert float((a - b).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_tiled_conv_stack_is_exact(norm):
+    """At inference the conv layers after the first run in time tiles; the result equals the untiled stack."""
+    from audioclf.config import ModelConfig
+
+    model = audioclf.AutoModelForAudioClassification.from_config(ModelConfig(
+        "wav2vec2", feat_extract_norm=norm, num_hidden_layers=1, hidden_size=64, num_attention_heads=4,
+        intermediate_size=64, num_conv_pos_embedding_groups=4, conv_dim=[64] * 7))
+    encoder = model.base_model.feature_extractor
+    values = torch.randn(2, 16000 * 12 + 123)
+    with torch.enable_grad():  # the plain path
+        whole = encoder(values).detach()
+    with torch.no_grad():
+        tiled = encoder(values)
+    assert tiled.shape == whole.shape and whole.shape[-1] > 2 * encoder.TILE_FRAMES
+    assert float((tiled - whole).abs().max()) <= 1e-5 * max(1.0, float(whole.abs().max()))

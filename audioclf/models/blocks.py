@@ -131,10 +131,44 @@ class ConvFeatureEncoder(nn.Module):
         self.strides = tuple(config.conv_stride)
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        x = input_values[:, None, :]
-        for layer in self.conv_layers:
-            x = layer(x)
-        return x
+        x = self.conv_layers[0](input_values[:, None, :])
+        rest = self.conv_layers[1:]
+        if torch.is_grad_enabled() or len(rest) == 0:
+            for layer in rest:
+                x = layer(x)
+            return x
+        return self._tiled(rest, x)
+
+    #: output frames computed per tile by the layers after the first, at inference
+    TILE_FRAMES = 256
+
+    def _tiled(self, layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        """Run ``layers`` (every conv after the first) over time tiles of ``x`` ``[B, C, T0]``.
+
+        Exact: those layers are local in time (their norms, if any, are per frame), so output frames
+        ``[j, j + F)`` depend only on input frames ``[j·S, (j + F - 1)·S + R)``, with ``S`` the product of their strides
+        and ``R`` their receptive field. Only the first layer's output is held whole (its group norm needs the
+        statistics of the whole input); the larger intermediate tensors exist for one tile at a time.
+        """
+        kernels, strides = self.kernels[1:], self.strides[1:]
+        stride, field = 1, 1
+        for kernel, step in reversed(list(zip(kernels, strides))):
+            field = (field - 1) * step + kernel
+        for step in strides:
+            stride *= step
+        total = (x.shape[-1] - field) // stride + 1
+        if total <= self.TILE_FRAMES:
+            for layer in layers:
+                x = layer(x)
+            return x
+        pieces = []
+        for start in range(0, total, self.TILE_FRAMES):
+            stop = min(start + self.TILE_FRAMES, total)
+            piece = x[..., start * stride:(stop - 1) * stride + field]
+            for layer in layers:
+                piece = layer(piece)
+            pieces.append(piece)
+        return torch.cat(pieces, dim=-1)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames produced for ``lengths`` samples (any integer tensor): ``floor((L - k) / s) + 1`` per layer."""

@@ -42,13 +42,7 @@ def jsonl(result: subprocess.CompletedProcess) -> list[dict]:
     return [json.loads(line) for line in result.stdout.decode().splitlines()]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """In-process runs use one torch thread too; the previous setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -64,22 +64,15 @@ class ConvLayer(nn.Module):
             self.layer_norm = None
         self.activation = activation(act)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        if conv.in_channels == 1:
-            # One input channel: the [C, k] kernel times a strided window view runs at matmul speed, several
-            # times faster than conv1d for this shape, and yields the [B, C, T] layout the norms want directly.
-            # [B, 1, N] -> windows [B, k, T]; [C, k] @ [B, k, T] -> [B, C, T]
-            windows = x[:, 0].unfold(-1, conv.kernel_size[0], conv.stride[0]).transpose(1, 2)
-            x = torch.matmul(conv.weight[:, 0], windows)
-            if conv.bias is not None:
-                x = x + conv.bias[:, None]
-        else:
-            x = conv(x)
-        if not torch.is_grad_enabled() and x.is_contiguous():
+    def forward(self, x: torch.Tensor, statistics: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``statistics`` (inference only): the group norm's per-channel ``(mean, inverse std)``, each ``[B, C, 1]``,
+        measured beforehand over the whole input when ``x`` is only a time slice of it."""
+        x = self.convolve(x)
+        if not torch.is_grad_enabled():
             # inference: normalise and activate in place, so a long input holds one [B, C, T] tensor, not three
+            x = x.contiguous()
             if isinstance(self.layer_norm, nn.GroupNorm):
-                _group_norm_per_channel_(x, self.layer_norm)
+                _group_norm_per_channel_(x, self.layer_norm, statistics)
             elif self.layer_norm is not None:
                 x = self.layer_norm(x)
             _apply_in_place(self.activation, x)
@@ -88,11 +81,59 @@ class ConvLayer(nn.Module):
             x = self.layer_norm(x)
         return self.activation(x)
 
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution alone: ``[B, C_in, L] -> [B, C_out, L']``."""
+        conv = self.conv
+        if conv.in_channels != 1:
+            return conv(x)
+        # One input channel: the [C, k] kernel times a strided window view runs at matmul speed, several
+        # times faster than conv1d for this shape, and yields the [B, C, T] layout the norms want directly.
+        # [B, 1, N] -> windows [B, k, T]; [C, k] @ [B, k, T] -> [B, C, T]
+        windows = x[:, 0].unfold(-1, conv.kernel_size[0], conv.stride[0]).transpose(1, 2)
+        x = torch.matmul(conv.weight[:, 0], windows)
+        if conv.bias is not None:
+            x = x + conv.bias[:, None]
+        return x
 
-def _group_norm_per_channel_(x: torch.Tensor, norm: nn.GroupNorm) -> None:
-    """``GroupNorm(C, C)`` on ``[B, C, T]`` in place: each channel normalised over time, then scaled and shifted."""
-    var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
-    scale = torch.rsqrt(var + norm.eps)
+    def channel_statistics(self, x: torch.Tensor, tile: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel ``(mean, inverse std)`` ``[B, C, 1]`` of the conv output over all of ``x`` ``[B, C_in, L]``,
+        computed ``tile`` output frames at a time so the whole output never exists.
+
+        Tiles are merged with the parallel-variance formula in float64; the result matches one ``var_mean`` over
+        the whole output to float32 rounding.
+        """
+        kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
+        frames = (x.shape[-1] - kernel) // stride + 1
+        count = torch.zeros((), dtype=torch.float64)
+        mean = sum_sq = None
+        for start in range(0, frames, tile):
+            stop = min(start + tile, frames)
+            part = self.convolve(x[..., start * stride:(stop - 1) * stride + kernel])
+            part_var, part_mean = torch.var_mean(part, dim=-1, keepdim=True, correction=0)
+            part_mean, part_sq = part_mean.double(), part_var.double() * (stop - start)
+            if mean is None:
+                mean, sum_sq = part_mean, part_sq
+            else:
+                total = count + (stop - start)
+                delta = part_mean - mean
+                sum_sq = sum_sq + part_sq + delta.square() * (count * (stop - start) / total)
+                mean = mean + delta * ((stop - start) / total)
+            count = count + (stop - start)
+        variance = sum_sq / count
+        return mean.to(x.dtype), torch.rsqrt(variance + self.layer_norm.eps).to(x.dtype)
+
+
+def _group_norm_per_channel_(x: torch.Tensor, norm: nn.GroupNorm,
+                             statistics: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    """``GroupNorm(C, C)`` on ``[B, C, T]`` in place: each channel normalised over time, then scaled and shifted.
+
+    ``statistics``: ``(mean, inverse std)`` ``[B, C, 1]`` to use instead of measuring them on ``x``.
+    """
+    if statistics is None:
+        var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
+        scale = torch.rsqrt(var + norm.eps)
+    else:
+        mean, scale = statistics
     if norm.weight is not None:
         scale = scale * norm.weight[:, None]
     x.sub_(mean).mul_(scale)
@@ -131,41 +172,43 @@ class ConvFeatureEncoder(nn.Module):
         self.strides = tuple(config.conv_stride)
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        x = self.conv_layers[0](input_values[:, None, :])
-        rest = self.conv_layers[1:]
-        if torch.is_grad_enabled() or len(rest) == 0:
-            for layer in rest:
+        x = input_values[:, None, :]
+        if torch.is_grad_enabled():
+            for layer in self.conv_layers:
                 x = layer(x)
             return x
-        return self._tiled(rest, x)
+        return self._tiled(x)
 
-    #: output frames computed per tile by the layers after the first, at inference
+    #: output frames computed per tile at inference
     TILE_FRAMES = 256
 
-    def _tiled(self, layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
-        """Run ``layers`` (every conv after the first) over time tiles of ``x`` ``[B, C, T0]``.
+    def _tiled(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The conv stack over time tiles of ``waveform`` ``[B, 1, N]`` -> ``[B, C, T]``, at inference.
 
-        Exact: those layers are local in time (their norms, if any, are per frame), so output frames
-        ``[j, j + F)`` depend only on input frames ``[j·S, (j + F - 1)·S + R)``, with ``S`` the product of their strides
-        and ``R`` their receptive field. Only the first layer's output is held whole (its group norm needs the
-        statistics of the whole input); the larger intermediate tensors exist for one tile at a time.
+        Exact: the layers are local in time, so output frames ``[j, j + F)`` depend only on samples
+        ``[j·S, (j + F - 1)·S + R)``, with ``S`` the product of the strides and ``R`` the receptive field. The one
+        non-local step, the first layer's group norm (statistics over the whole input), gets its per-channel
+        statistics from a first pass over the waveform. So memory stays that of one tile whatever the length: a
+        30 s chunk would otherwise hold a ``[1, 512, 96000]`` first-layer output (196 MB).
         """
-        kernels, strides = self.kernels[1:], self.strides[1:]
         stride, field = 1, 1
-        for kernel, step in reversed(list(zip(kernels, strides))):
+        for kernel, step in reversed(list(zip(self.kernels, self.strides))):
             field = (field - 1) * step + kernel
-        for step in strides:
+        for step in self.strides:
             stride *= step
-        total = (x.shape[-1] - field) // stride + 1
+        total = (waveform.shape[-1] - field) // stride + 1
         if total <= self.TILE_FRAMES:
-            for layer in layers:
+            x = waveform
+            for layer in self.conv_layers:
                 x = layer(x)
             return x
+        first, rest = self.conv_layers[0], self.conv_layers[1:]
+        statistics = first.channel_statistics(waveform) if isinstance(first.layer_norm, nn.GroupNorm) else None
         pieces = []
         for start in range(0, total, self.TILE_FRAMES):
             stop = min(start + self.TILE_FRAMES, total)
-            piece = x[..., start * stride:(stop - 1) * stride + field]
-            for layer in layers:
+            piece = first(waveform[..., start * stride:(stop - 1) * stride + field], statistics)
+            for layer in rest:
                 piece = layer(piece)
             pieces.append(piece)
         return torch.cat(pieces, dim=-1)

@@ -184,6 +184,22 @@ def test_cli_help_does_not_import_torch():
     assert result.returncode == 0 and "Usage" in result.stdout
 
 
+def test_loading_and_inference_do_not_import_the_compiler_stack(tmp_path):
+    """Building on the meta device must not run ops that import torch._dynamo (most of a second at start-up)."""
+    config = audioclf.AutoConfig.for_model("wav2vec2", hidden_size=32, num_attention_heads=2, intermediate_size=32,
+                                           num_hidden_layers=1, num_conv_pos_embeddings=8,
+                                           num_conv_pos_embedding_groups=2)
+    Auto.from_config(config).save_pretrained(tmp_path)
+    code = (
+        "import sys, torch, audioclf\n"
+        f"model = audioclf.AutoModelForAudioClassification.from_pretrained({str(tmp_path)!r}).optimize_for_inference()\n"
+        "with torch.no_grad():\n"
+        "    model(torch.randn(1, 16000))\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_missing_parameters_are_initialised_and_loaded_ones_kept(tmp_path):
     reference = build_reference("hubert", conv_pos_batch_norm=True)
     reference.config.save_pretrained(tmp_path)

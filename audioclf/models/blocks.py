@@ -249,6 +249,24 @@ class FeatureProjection(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 # Positional convolution
 # ---------------------------------------------------------------------------------------------------------------------
+class TapWeightNorm(nn.Module):
+    """Weight norm with one gain per kernel tap: ``weight = g · v / ‖v‖``, the norm taken over both channel axes.
+
+    A parametrization with the layout of torch's ``weight_norm(dim=2)``: ``original0`` is ``g`` ``[1, 1, K]``,
+    ``original1`` is ``v`` ``[C_out, C_in / G, K]``. Unlike torch's, it registers on meta tensors without computing
+    anything (models are built on the meta device before their weights load; a norm of a meta tensor would pull
+    in torch's compiler stack, most of a second at start-up).
+    """
+
+    def forward(self, gain: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        return torch._weight_norm(direction, gain, 2)
+
+    def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if weight.is_meta:
+            return torch.empty((1, 1, weight.shape[2]), dtype=weight.dtype, device="meta"), weight
+        return torch.linalg.vector_norm(weight, dim=(0, 1), keepdim=True), weight
+
+
 class PositionalConv(nn.Module):
     """Grouped conv over time used as a relative positional embedding: ``[B, T, D] -> [B, D, T']``.
 
@@ -268,7 +286,8 @@ class PositionalConv(nn.Module):
             self.conv = conv
         else:
             self.batch_norm = None
-            self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+            nn.utils.parametrize.register_parametrization(conv, "weight", TapWeightNorm(), unsafe=True)
+            self.conv = conv
         self.trim_last = kernel % 2 == 0
         self.activation = activation(config.feat_extract_activation)
 

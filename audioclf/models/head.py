@@ -54,7 +54,8 @@ class AudioClassifier(nn.Module):
             self.layer_weights = nn.Parameter(torch.full((layers,), 1.0 / layers))
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
-        self.apply(self._init_module)
+        if not self.classifier.weight.is_meta:  # on the meta device there is nothing to fill: weights come later
+            self.apply(self._init_module)
 
     def build_base(self, config: ModelConfig) -> nn.Module:
         raise NotImplementedError

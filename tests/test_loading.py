@@ -186,16 +186,18 @@ def test_cli_help_does_not_import_torch():
 
 def test_loading_and_inference_do_not_import_the_compiler_stack(tmp_path):
     """Building on the meta device must not run ops that import torch._dynamo (most of a second at start-up)."""
-    config = audioclf.AutoConfig.for_model("wav2vec2", hidden_size=32, num_attention_heads=2, intermediate_size=32,
-                                           num_hidden_layers=1, num_conv_pos_embeddings=8,
-                                           num_conv_pos_embedding_groups=2)
-    Auto.from_config(config).save_pretrained(tmp_path)
+    for model_type in TYPES:
+        config = audioclf.AutoConfig.for_model(model_type, hidden_size=32, num_attention_heads=2,
+                                               intermediate_size=32, num_hidden_layers=1, num_conv_pos_embeddings=8,
+                                               num_conv_pos_embedding_groups=2)
+        Auto.from_config(config).save_pretrained(tmp_path / model_type)
     code = (
         "import sys, torch, audioclf\n"
-        f"model = audioclf.AutoModelForAudioClassification.from_pretrained({str(tmp_path)!r}).optimize_for_inference()\n"
-        "with torch.no_grad():\n"
-        "    model(torch.randn(1, 16000))\n"
-        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo imported'\n"
+        f"for path in {[str(tmp_path / t) for t in TYPES]!r}:\n"
+        "    model = audioclf.AutoModelForAudioClassification.from_pretrained(path).optimize_for_inference()\n"
+        "    with torch.no_grad():\n"
+        "        model(torch.randn(1, 16000))\n"
+        "    assert 'torch._dynamo' not in sys.modules, f'torch._dynamo imported by {path}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

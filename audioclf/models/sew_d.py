@@ -192,7 +192,10 @@ class DisentangledEncoder(nn.Module):
         self.buckets = getattr(config, "position_buckets", -1) or -1
         self.span = self.buckets if self.buckets > 0 else self.max_relative
         if self.relative:
-            self.rel_embeddings = nn.Embedding(2 * self.span, config.hidden_size)
+            # given storage, not drawn: nn.Embedding's own random fill is skipped (it would be wasted on the meta
+            # device and imports torch's compiler stack there); the model initialises or loads it
+            self.rel_embeddings = nn.Embedding(2 * self.span, config.hidden_size,
+                                               _weight=torch.empty(2 * self.span, config.hidden_size))
         norm_kinds = [part.strip() for part in str(getattr(config, "norm_rel_ebd", "none")).lower().split("|")]
         self.LayerNorm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
                           if "layer_norm" in norm_kinds else None)

@@ -95,31 +95,25 @@ class ConvLayer(nn.Module):
             x = x + conv.bias[:, None]
         return x
 
-    def channel_statistics(self, x: torch.Tensor, tile: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel ``(mean, inverse std)`` ``[B, C, 1]`` of the conv output over all of ``x`` ``[B, C_in, L]``,
-        computed ``tile`` output frames at a time so the whole output never exists.
+    def channel_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel ``(mean, inverse std)`` ``[B, C, 1]`` of this one-input-channel layer's conv output over all of
+        ``x`` ``[B, 1, N]``, without computing that output.
 
-        Tiles are merged with the parallel-variance formula in float64; the result matches one ``var_mean`` over
-        the whole output to float32 rounding.
+        Output channel ``c`` at frame ``t`` is ``w_c · x_t + b_c`` for the length-``k`` window ``x_t``, so its mean
+        over time is ``w_c · μ + b_c`` and its variance ``w_cᵀ Σ w_c``, with ``μ`` ``[k]`` and ``Σ`` ``[k, k]`` the
+        mean and covariance of the windows: a ``k × k`` problem instead of a pass over a ``[B, C, T]`` tensor.
+        Computed in float64; equal to a ``var_mean`` over the output to float32 rounding.
         """
-        kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
-        frames = (x.shape[-1] - kernel) // stride + 1
-        count = torch.zeros((), dtype=torch.float64)
-        mean = sum_sq = None
-        for start in range(0, frames, tile):
-            stop = min(start + tile, frames)
-            part = self.convolve(x[..., start * stride:(stop - 1) * stride + kernel])
-            part_var, part_mean = torch.var_mean(part, dim=-1, keepdim=True, correction=0)
-            part_mean, part_sq = part_mean.double(), part_var.double() * (stop - start)
-            if mean is None:
-                mean, sum_sq = part_mean, part_sq
-            else:
-                total = count + (stop - start)
-                delta = part_mean - mean
-                sum_sq = sum_sq + part_sq + delta.square() * (count * (stop - start) / total)
-                mean = mean + delta * ((stop - start) / total)
-            count = count + (stop - start)
-        variance = sum_sq / count
+        conv = self.conv
+        windows = x[:, 0].unfold(-1, conv.kernel_size[0], conv.stride[0]).double()  # [B, T, k]
+        window_mean = windows.mean(dim=1, keepdim=True)  # [B, 1, k]
+        windows -= window_mean
+        covariance = windows.transpose(1, 2) @ windows / windows.shape[1]  # [B, k, k]
+        weight = conv.weight[:, 0].double()  # [C, k]
+        mean = (window_mean @ weight.T).transpose(1, 2)  # [B, C, 1]
+        if conv.bias is not None:
+            mean = mean + conv.bias.double()[:, None]
+        variance = ((weight @ covariance) * weight).sum(dim=-1, keepdim=True)  # [B, C, 1]
         return mean.to(x.dtype), torch.rsqrt(variance + self.layer_norm.eps).to(x.dtype)
 
 
@@ -142,7 +136,14 @@ def _group_norm_per_channel_(x: torch.Tensor, norm: nn.GroupNorm,
 
 
 def _apply_in_place(function: nn.Module, x: torch.Tensor, block: int = 8192) -> None:
-    """Apply an elementwise ``function`` to ``x`` ``[B, C, T]`` in place, ``block`` frames at a time."""
+    """Apply an elementwise ``function`` to ``x`` ``[B, C, T]`` in place (in ``block``-frame slices when there is no
+    in-place kernel)."""
+    if isinstance(function, nn.GELU):
+        torch.ops.aten.gelu_(x, approximate=function.approximate)
+        return
+    if isinstance(function, nn.ReLU):
+        x.relu_()
+        return
     for start in range(0, x.shape[-1], block):
         part = x[..., start:start + block]
         part.copy_(function(part))
@@ -188,7 +189,7 @@ class ConvFeatureEncoder(nn.Module):
         Exact: the layers are local in time, so output frames ``[j, j + F)`` depend only on samples
         ``[j·S, (j + F - 1)·S + R)``, with ``S`` the product of the strides and ``R`` the receptive field. The one
         non-local step, the first layer's group norm (statistics over the whole input), gets its per-channel
-        statistics from a first pass over the waveform. So memory stays that of one tile whatever the length: a
+        statistics from the moments of the waveform's windows (``ConvLayer.channel_statistics``). So memory stays that of one tile whatever the length: a
         30 s chunk would otherwise hold a ``[1, 512, 96000]`` first-layer output (196 MB).
         """
         stride, field = 1, 1
@@ -197,13 +198,13 @@ class ConvFeatureEncoder(nn.Module):
         for step in self.strides:
             stride *= step
         total = (waveform.shape[-1] - field) // stride + 1
-        if total <= self.TILE_FRAMES:
-            x = waveform
-            for layer in self.conv_layers:
-                x = layer(x)
-            return x
         first, rest = self.conv_layers[0], self.conv_layers[1:]
         statistics = first.channel_statistics(waveform) if isinstance(first.layer_norm, nn.GroupNorm) else None
+        if total <= self.TILE_FRAMES:
+            x = first(waveform, statistics)
+            for layer in rest:
+                x = layer(x)
+            return x
         pieces = []
         for start in range(0, total, self.TILE_FRAMES):
             stop = min(start + self.TILE_FRAMES, total)

@@ -6,10 +6,8 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from interrupt import interrupt_classify
 from oracle import build_reference, save_reference
 
 AUDIO = Path(__file__).parent / "data" / "audio"
@@ -190,23 +189,10 @@ def test_output_file_is_written_atomically(models: dict, tmp_path: Path) -> None
 def test_interrupted_run_leaves_the_old_output_untouched(models: dict, tmp_path: Path) -> None:
     target = tmp_path / "results.jsonl"
     target.write_text("old results\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "audioclf", "classify", "--model", str(models["group"][0]), "-", "-o", str(target)],
-        env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        process.stdin.write(f"{GOOD}\n".encode())
-        process.stdin.flush()  # stdin stays open: the run waits for more paths
-        deadline = time.monotonic() + 60
-        while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, stderr.decode()
+    returncode, stderr = interrupt_classify(
+        ["--model", str(models["group"][0]), "-o", str(target)], [GOOD],
+        ready=lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), env=ENV, settle=0.5)
+    assert returncode == 130, stderr
     assert target.read_text() == "old results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]
 

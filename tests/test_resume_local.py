@@ -7,14 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from interrupt import interrupt_classify
 from oracle import build_reference, save_reference
 
 AUDIO = Path(__file__).parent / "data" / "audio"
@@ -86,22 +85,10 @@ def test_csv_resume_keeps_rows_exactly(model_dir: str, tmp_path: Path) -> None:
 
 def test_interrupted_resumable_run_keeps_finished_inputs(model_dir: str, tmp_path: Path) -> None:
     target = tmp_path / "results.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "audioclf", "classify", "--model", model_dir, "-", "-o", str(target), "--resume"],
-        env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        process.stdin.write(f"{CLIPS[0]}\n{CLIPS[1]}\n".encode())
-        process.stdin.flush()  # stdin stays open: the run waits for more paths
-        deadline = time.monotonic() + 60
-        while not any(CLIPS[0] in p.read_text() for p in tmp_path.glob(".*.tmp")):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, stderr.decode()
+    returncode, stderr = interrupt_classify(
+        ["--model", model_dir, "-o", str(target), "--resume"], CLIPS[:2],
+        ready=lambda: any(CLIPS[0] in p.read_text() for p in tmp_path.glob(".*.tmp")), env=ENV)
+    assert returncode == 130, stderr
     kept = [json.loads(line) for line in target.read_text().splitlines()]
     assert [r["path"] for r in kept] == [CLIPS[0]]  # finished inputs saved; the unfinished one left out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]

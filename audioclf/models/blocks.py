@@ -6,6 +6,7 @@ Module and parameter names reproduce the checkpoint keys of the published models
 
 from __future__ import annotations
 
+import math
 
 import torch
 import torch.nn.functional as F
@@ -189,14 +190,11 @@ class ConvFeatureEncoder(nn.Module):
         Exact: the layers are local in time, so output frames ``[j, j + F)`` depend only on samples
         ``[j·S, (j + F - 1)·S + R)``, with ``S`` the product of the strides and ``R`` the receptive field. The one
         non-local step, the first layer's group norm (statistics over the whole input), gets its per-channel
-        statistics from the moments of the waveform's windows (``ConvLayer.channel_statistics``). So memory stays that of one tile whatever the length: a
-        30 s chunk would otherwise hold a ``[1, 512, 96000]`` first-layer output (196 MB).
+        statistics from the moments of the waveform's windows (``ConvLayer.channel_statistics``). So memory stays
+        that of one tile whatever the length: a 30 s chunk would otherwise hold a ``[1, 512, 96000]`` first-layer
+        output (196 MB).
         """
-        stride, field = 1, 1
-        for kernel, step in reversed(list(zip(self.kernels, self.strides))):
-            field = (field - 1) * step + kernel
-        for step in self.strides:
-            stride *= step
+        stride, field = math.prod(self.strides), self.min_samples()
         total = (waveform.shape[-1] - field) // stride + 1
         first, rest = self.conv_layers[0], self.conv_layers[1:]
         statistics = first.channel_statistics(waveform) if isinstance(first.layer_norm, nn.GroupNorm) else None

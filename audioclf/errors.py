@@ -1,6 +1,8 @@
 """Error types. Every error the user can cause is an :class:`AudioclfError` with a one-line message.
 
-The CLI prints ``error: <message>`` for these and never a traceback; the Python API raises them as is.
+The library speaks of its own arguments (``batch_size must be 1 or more``); the command line maps them to its
+flags (``--batch-size must be 1 or more``) and to exit codes in one place (:mod:`audioclf.cli._errors`). The CLI
+prints ``error: <message>`` for these and never a traceback; the Python API raises them as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +16,21 @@ class AudioclfError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class OptionError(AudioclfError, ValueError):
+    """An argument value that cannot work: ``option`` is the argument's name (``batch_size``), ``detail`` what is
+    wrong with it (``must be 1 or more, got 0``). ``str()`` gives ``"<option> <detail>"``; the CLI substitutes the
+    flag for the name (:meth:`for_flag`)."""
+
+    def __init__(self, option: str, detail: str) -> None:
+        self.option = option
+        self.detail = " ".join(str(detail).split())
+        super().__init__(f"{option} {self.detail}")
+
+    def for_flag(self, flag: str) -> str:
+        """The message as the command line says it, naming ``flag`` instead of the argument."""
+        return f"{flag} {self.detail}"
+
+
 class ConfigError(AudioclfError, ValueError):
     """A config.json that cannot describe a supported model."""
 
@@ -22,13 +39,38 @@ class CheckpointError(AudioclfError, OSError):
     """Weights that are missing, unreadable or do not fit the model."""
 
 
+class TFCheckpointError(CheckpointError):
+    """A TensorFlow checkpoint (tf_model.h5 or tensor bundle) that cannot be read or mapped."""
+
+
 class AudioError(AudioclfError):
     """Audio that cannot be decoded or featurized."""
+
+
+class DataError(AudioclfError):
+    """A training or evaluation data set that cannot be used (too few labels, a label without clips, a bad
+    manifest)."""
 
 
 class HubError(AudioclfError, OSError):
     """A model that cannot be fetched from, or found in the cache of, the Hugging Face Hub."""
 
 
-class TFCheckpointError(CheckpointError):
-    """A TensorFlow checkpoint (tf_model.h5 or tensor bundle) that cannot be read or mapped."""
+class RepoNotFoundError(HubError):
+    """The repository does not exist, or is private and no valid token was given."""
+
+
+class RevisionNotFoundError(HubError):
+    """The repository exists but the branch, tag or commit does not."""
+
+
+class EntryNotFoundError(HubError):
+    """A file the model needs is not in the repository (at that revision)."""
+
+
+class NotCachedError(HubError):
+    """Offline (``HF_HUB_OFFLINE``, ``local_files_only``, or the Hub unreachable) and the files are not cached."""
+
+
+class HubConnectionError(HubError):
+    """The Hub could not be reached, or a transfer broke off."""

@@ -104,7 +104,7 @@ def test_cache_commands(populated, hub_env):
     one = _run("cache", "rm", "org/tiny", "--revision", "v1", "--yes")
     assert one.exit_code == 0 and one.stdout == "" and "removed 'org/tiny' revision 'v1'" in one.stderr
     missing = _run("cache", "rm", "org/nope", "--yes")
-    assert missing.exit_code == 1 and missing.stderr.startswith("error: model 'org/nope' is not in the cache")
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: model 'org/nope' is not in the cache")
     gone = _run("cache", "rm", "org/tiny", "--yes")
     assert gone.exit_code == 0
     assert [json.loads(line)["repo_id"] for line in _run("cache", "list").stdout.splitlines()] == ["org/bin"]
@@ -126,11 +126,11 @@ def test_download_command(hub, hub_env, tiny_models):
     bad = _run("download", "not-a-repo")
     assert bad.exit_code == 2 and bad.stderr.startswith("error: 'not-a-repo' is not a Hub model id")
     absent = _run("download", "org/absent")
-    assert absent.exit_code == 1 and absent.stdout == ""
+    assert absent.exit_code == 2 and absent.stdout == ""
     assert absent.stderr == "error: repository 'org/absent' not found or private: pass --token/HF_TOKEN\n"
 
     hub.stop()
     offline = _run("download", "org/tiny", "--revision", "v1")
     assert offline.exit_code == 0 and offline.stdout == f"{snapshot}\n" and "from the cache" in offline.stderr
     forced = _run("download", "org/tiny", "--force")
-    assert forced.exit_code == 1 and forced.stderr.startswith("error: ")
+    assert forced.exit_code == 2 and forced.stderr.startswith("error: ")

@@ -28,7 +28,7 @@ def _app() -> typer.Typer:
 
 
 def _run(*args: str):
-    return CliRunner().invoke(_app(), list(args))
+    return CliRunner().invoke(_app(), list(args), env={"COLUMNS": "300"})
 
 
 BERT_CONFIG = json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 8}).encode()
@@ -98,6 +98,10 @@ def test_cache_commands(populated, hub_env):
     assert [row["repo_id"] for row in rows] == ["org/bin", "org/tiny"]
     assert rows[1]["revisions"][0]["refs"] == ["main"] and rows[1]["model_type"] == "wav2vec2"
     assert _run("cache", "list", "--all").stdout.count("\n") == 3
+    assert json.loads(_run("cache", "list", "--format", "json").stdout) == rows
+    table = _run("cache", "list", "--format", "table").stdout
+    assert "org/tiny" in table and "org/bin" in table and "wav2vec2" in table
+    assert f"{populated['new'][:12]} (main), {populated['old'][:12]} (v1)" in table
 
     refused = _run("cache", "rm", "org/tiny")  # stdin is not a terminal
     assert refused.exit_code == 2 and "--yes" in refused.stderr

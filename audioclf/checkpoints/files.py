@@ -108,7 +108,7 @@ def missing_weights_hint(exists: Callable[[str], bool], use_safetensors: bool | 
     if not from_tf and any(exists(name) for name in TF_WEIGHT_NAMES):
         return "; it holds TensorFlow weights: pass from_tf=True (or convert them with `audioclf convert --from-tf`)"
     if use_safetensors is True and any(exists(name) for name in (BIN_NAME, BIN_INDEX_NAME)):
-        return "; it holds pytorch_model.bin weights: do not require safetensors"
+        return f"; it holds {BIN_NAME} weights: do not require safetensors"
     if use_safetensors is False and any(exists(name) for name in (SAFETENSORS_NAME, SAFETENSORS_INDEX_NAME)):
         return "; it holds safetensors weights: do not set use_safetensors=False"
     return ""

@@ -1,10 +1,10 @@
 """Fetching a model from the Hugging Face Hub: only the files a classifier needs, at one commit.
 
 Files go through ``huggingface_hub`` into the standard cache layout, so what ``transformers`` downloaded is reused
-here and the other way round. A fetch resolves the requested revision (branch, tag or commit) to a commit once
-(``HfApi.resolve_revision``, which records the revision in the cache's ``refs/``), lists that commit's files, and
-downloads at that commit: ``config.json``, ``preprocessor_config.json`` when the repo has one, and one weights format
-chosen as :func:`audioclf.checkpoints.files.choose_weights` chooses it in a local directory (with its shards).
+here and the other way round. A fetch resolves the requested revision (branch, tag or commit) to a commit and its
+file list once (``HfApi.model_info``; ``HfApi.resolve_revision`` records the revision in the cache's ``refs/``),
+then downloads at that commit: ``config.json``, ``preprocessor_config.json`` when the repo has one, and the weights
+that :func:`audioclf.checkpoints.files.choose_weights` picks, as in a local directory (with their shards).
 
 Offline (``HF_HUB_OFFLINE``, ``local_files_only``) or when the Hub cannot be reached, the cached snapshot of the
 revision is used if it holds everything needed. Errors are the typed :class:`~audioclf.errors.HubError` subclasses.
@@ -168,19 +168,16 @@ def fetch_model(
         local_dir=Path(local_dir).expanduser().resolve() if local_dir is not None else None,
         use_safetensors=use_safetensors, from_tf=from_tf, weights=weights,
     )
-    offline_env = is_offline_mode()
-    if local_files_only or offline_env:
+    if local_files_only or is_offline_mode():
         if force_download:
             raise HubError("cannot force a download in offline mode (HF_HUB_OFFLINE or local_files_only is set)")
-        reason = "local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"
-        return _from_cache(request, reason, token)
+        return _from_cache(request, "local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set", token)
     try:
         return _from_hub(request, token=token, force_download=force_download, proxies=proxies)
     except _Unreachable as unreachable:
-        cause = unreachable.__cause__ or unreachable
         if force_download:
             raise HubConnectionError(f"cannot download {request.describe} again: the Hub at {hub_endpoint()} is "
-                                     f"unreachable ({first_line(cause)})") from None
+                                     f"unreachable ({first_line(unreachable.__cause__)})") from None
     return _from_cache(request, f"the Hub at {hub_endpoint()} is unreachable", token)
 
 
@@ -190,14 +187,13 @@ def _from_hub(request: _Request, *, token: str | bool | None, force_download: bo
 
     api = huggingface_hub.HfApi(token=token)
     try:
-        pinned = request.revision
-        if request.local_dir is None:  # also records the revision in the cache's refs/, for offline use later
-            pinned = api.resolve_revision(request.repo_id, revision=request.revision, cache_dir=request.cache).resolved
-        info = api.model_info(request.repo_id, revision=pinned)  # the commit and its files in one request
+        info = api.model_info(request.repo_id, revision=request.revision)  # the commit and its files in one request
         commit = info.sha
         if not commit or info.siblings is None:
             raise HubError(f"the Hub at {hub_endpoint()} did not list the files of {request.describe}")
         listing = {sibling.rfilename for sibling in info.siblings}
+        if request.local_dir is None:  # record the revision in the cache's refs/, so that it resolves offline later
+            api.resolve_revision(request.repo_id, revision=request.revision, cache_dir=request.cache)
     except HubError:
         raise
     except Exception as error:  # noqa: BLE001 - a reason to use the cache, or a typed HubError
@@ -239,7 +235,10 @@ def _from_cache(request: _Request, reason: str, token: str | bool | None) -> Fet
     import huggingface_hub
     from huggingface_hub.errors import RevisionResolutionError
 
-    hint = f"run `{download_command(request.repo_id, request.revision)}` with network access"
+    def not_cached(detail: str) -> NotCachedError:
+        return NotCachedError(f"{reason} and model {request.describe} {detail}; "
+                              f"run `{download_command(request.repo_id, request.revision)}` with network access")
+
     if request.local_dir is not None:
         where = str(request.local_dir)
         folder = request.local_dir / request.subfolder if request.subfolder else request.local_dir
@@ -253,7 +252,7 @@ def _from_cache(request: _Request, reason: str, token: str | bool | None) -> Fet
             commit = huggingface_hub.HfApi(token=token).resolve_revision(
                 request.repo_id, revision=request.revision, cache_dir=request.cache, local_files_only=True).resolved
         except RevisionResolutionError:
-            raise NotCachedError(f"{reason} and model {request.describe} is not in the cache at {where}; {hint}") from None
+            raise not_cached(f"is not in the cache at {where}") from None
 
         def locate(name: str) -> Path | None:
             found = huggingface_hub.try_to_load_from_cache(request.repo_id, request.repo_path(name),
@@ -262,13 +261,12 @@ def _from_cache(request: _Request, reason: str, token: str | bool | None) -> Fet
 
     config_path = locate(CONFIG_NAME)
     if config_path is None:
-        raise NotCachedError(f"{reason} and model {request.describe} is not in the cache at {where}; {hint}")
+        raise not_cached(f"is not in the cache at {where}")
 
     def get(name: str) -> Path:
         path = locate(name)
         if path is None:
-            raise NotCachedError(f"{reason} and model {request.describe} is only partly in the cache at {where} "
-                                 f"(missing {name}); {hint}")
+            raise not_cached(f"is only partly in the cache at {where} (missing {name})")
         return path
 
     files = _Files(
@@ -279,8 +277,7 @@ def _from_cache(request: _Request, reason: str, token: str | bool | None) -> Fet
     try:
         files.collect(request, f"the cached snapshot of {request.describe}")
     except EntryNotFoundError:
-        raise NotCachedError(f"{reason} and model {request.describe} is only partly in the cache at {where} "
-                             f"(no weights file); {hint}") from None
+        raise not_cached(f"is only partly in the cache at {where} (no weights file)") from None
     return request.fetched(config_path.parent, commit, files, from_cache=True)
 
 

@@ -1,7 +1,8 @@
 """``audioclf classify``: a thin command-line layer over :mod:`audioclf.engine.classify`.
 
-This module imports neither torch nor the engine at import time; the command imports them when it runs. The
-library's argument errors (:class:`~audioclf.errors.OptionError`) are reported with the flags' names.
+This module imports neither torch nor the engine at import time; the command imports them when it runs. Errors go
+through the CLI's one error layer (:mod:`audioclf.cli._errors`): the library's argument errors are told with the
+flags' names. SIGINT and SIGTERM stop a run cleanly (:class:`_StopSignals`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
+from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, flag_for, handles_errors, report
 from audioclf.cli.output import FORMATS, atomic_output, open_writer, resolve_format
 from audioclf.errors import AudioclfError, OptionError
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
 ENGINES = ("local", "ray")
 
 
+@handles_errors()
 def classify(
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).",
                                                          show_default=False)] = None,
@@ -108,38 +109,12 @@ def classify(
     Exit status: 0 every input classified; 1 some input failed (its record says why); 2 usage error (bad option,
     unknown label, model that cannot be loaded); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
     """
-    with _StopSignals() as stop:
-        try:
-            status = _run_classify(
-                inputs=list(inputs or []), model=model, revision=revision, recursive=recursive, files_from=files_from,
-                null=null, channels=channels, batch_size=batch_size, max_batch_seconds=max_batch_seconds, chunk=chunk,
-                window=window, hop=hop, aggregate=aggregate, top_k=top_k, min_score=min_score, activation=activation,
-                labels=labels, output_format=output_format, output=output, resume=resume, engine=engine,
-                address=address, device=device, dtype=dtype, quantize=quantize, threads=threads, workers=workers,
-                quiet=quiet, stop=stop)
-        except OptionError as error:
-            raise AudioclfError(flag_message(error)) from None
-        except KeyboardInterrupt:
-            stop.note(signal.SIGINT)
-    if stop.received is not None:  # also when the run went on to the end after a signal
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(128 + stop.received)
-    raise typer.Exit(status)
-
-
-def _run_classify(*, inputs: list[str], model: Optional[str], revision: Optional[str], recursive: bool,
-                  files_from: Optional[Path], null: bool, channels: str, batch_size: int,
-                  max_batch_seconds: Optional[float], chunk: float, window: Optional[float], hop: Optional[float],
-                  aggregate: Optional[str], top_k: int, min_score: Optional[float], activation: str,
-                  labels: Optional[str], output_format: str, output: Optional[str], resume: bool, engine: str,
-                  address: Optional[str], device: str, dtype: str, quantize: Optional[str], threads: Optional[int],
-                  workers: Optional[int], quiet: bool, stop: "_StopSignals") -> int:
-    """The command; returns its exit status. Signals raise KeyboardInterrupt (see :class:`_StopSignals`)."""
     if engine not in ENGINES:
         raise AudioclfError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "local" and output_format not in FORMATS:
         raise AudioclfError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
-    if not inputs and files_from is None:
+    arguments = list(inputs or [])
+    if not arguments and files_from is None:
         raise AudioclfError("no inputs: give files, directories, glob patterns, or - to read paths from stdin")
     if files_from is not None and str(files_from) != "-" and not files_from.is_file():
         raise AudioclfError(f"--files-from {files_from}: no such file")
@@ -152,9 +127,29 @@ def _run_classify(*, inputs: list[str], model: Optional[str], revision: Optional
                    aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
                    labels=label_names, device=device, dtype=dtype, quantize=quantize, threads=threads, recursive=recursive,
                    revision=revision)
-    if engine == "ray":
-        return _classify_on_ray(inputs, files_from, null, model, options, output_format, output, resume, address,
-                                workers, quiet)
+    with _StopSignals() as stop:
+        try:
+            if engine == "ray":
+                status = _classify_on_ray(arguments, files_from, null, model, options, output_format, output, resume,
+                                          address, workers, quiet)
+            else:
+                status = _classify_locally(arguments, files_from, null, model, options, output_format, output, resume,
+                                           workers, quiet, stop)
+        except OptionError as error:
+            raise _with_flags(error) from None
+        except KeyboardInterrupt:
+            stop.note(signal.SIGINT)
+    if stop.received is not None:  # also when the run went on to the end after a signal
+        report(KeyboardInterrupt())  # "interrupted", as every command says it
+        raise typer.Exit(128 + stop.received)  # 130 for SIGINT, 143 for SIGTERM
+    raise typer.Exit(status)
+
+
+def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bool, model: Optional[str],
+                      options: dict[str, Any], output_format: str, output: Optional[str], resume: bool,
+                      workers: Optional[int], quiet: bool, stop: "_StopSignals") -> int:
+    """The local engine: records to stdout or to ``--output`` (atomically); returns the exit status. A signal
+    raises KeyboardInterrupt (:class:`_StopSignals`); with ``--resume`` the finished inputs are saved first."""
     output_path = None if output is None else Path(output)
     if output_path is not None and not (output_path.parent if str(output_path.parent) else Path(".")).is_dir():
         raise AudioclfError(f"--output {output}: the directory {output_path.parent} does not exist")
@@ -177,12 +172,13 @@ def _run_classify(*, inputs: list[str], model: Optional[str], revision: Optional
     _return_large_buffers_to_os()
 
     classifier = Classifier(model, workers=workers, **options)
-    items: Any = expand_inputs(inputs, recursive=recursive, files_from=files_from, null_separated=null)
+    items: Any = expand_inputs(arguments, recursive=bool(options["recursive"]), files_from=files_from,
+                               null_separated=null)
     if kept:
         done = done_paths(kept)
         items = (item for item in items if item.path not in done)
     total = None
-    if STDIN not in inputs and files_from is None:
+    if STDIN not in arguments and files_from is None:
         items = list(items)  # cheap, and gives the progress bar a total
         total = len(items)
 
@@ -207,7 +203,7 @@ def _run_classify(*, inputs: list[str], model: Optional[str], revision: Optional
                     if not resume:
                         raise  # the old output stays as it was
                     writer.close()  # keep the inputs whose records are written; the next --resume goes on from there
-                    stop.note(signal.SIGINT)
+                    stop.note(signal.SIGINT)  # the command exits as interrupted whatever this returns
                     return EXIT_SOME_FAILED
     failed = progress.failed + kept_failed
     if not quiet and failed:
@@ -216,19 +212,12 @@ def _run_classify(*, inputs: list[str], model: Optional[str], revision: Optional
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
-def flag_message(error: OptionError) -> str:
-    """An :class:`OptionError` of the library as the command line says it: argument names become flags
-    (``batch_size must be 1 or more`` → ``--batch-size must be 1 or more``; ``hop needs window`` → ``--hop needs
-    --window``)."""
-    detail = error.detail
-    if detail.startswith("needs "):
-        detail = "needs " + _flag(detail.removeprefix("needs "))
-    return f"{', '.join(_flag(name) for name in error.option.split(', '))} {detail}"
-
-
-def _flag(option: str) -> str:
-    """The flag of a library argument (every classify option is spelled the same with dashes)."""
-    return "--" + option.replace("_", "-")
+def _with_flags(error: OptionError) -> OptionError:
+    """The error with the argument a dependency names told as a flag too (``hop needs window`` is shown as ``--hop
+    needs --window``; the error layer turns the leading argument into its flag)."""
+    if not error.detail.startswith("needs "):
+        return error
+    return OptionError(error.option, "needs " + flag_for(error.detail.removeprefix("needs ")))
 
 
 def _classify_on_ray(arguments: list[str], files_from: Optional[Path], null: bool, model: Optional[str],

@@ -8,8 +8,9 @@ lengths may share a batch without changing any item's result; when it is false t
 only. ``max_samples`` caps the segment length (``None``: any length). :func:`load_featurizer` picks the class from
 ``preprocessor_config.json`` (``feature_extractor_type``).
 
-**Waveform featurizer** (:class:`FeatureExtractor`). All six supported architectures take the raw waveform: the "features" are the samples themselves, padded to
-a common length and (when ``do_normalize``) standardised per sequence:
+**Waveform featurizer** (:class:`FeatureExtractor`). All six supported architectures take the raw waveform: the
+"features" are the samples themselves, padded to a common length and (when ``do_normalize``) standardised per
+sequence:
 
     y = (x - mean(x[:L])) / sqrt(var(x[:L]) + 1e-7)          (float32, population variance)
 
@@ -35,6 +36,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from audioclf.checkpoints.files import PREPROCESSOR_CONFIG_NAME
 from audioclf.errors import AudioError, ConfigError
 from audioclf.fileio import write_text_atomic
 
@@ -52,7 +54,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 FEATURE_EXTRACTOR_TYPE = "Wav2Vec2FeatureExtractor"
 VARIANCE_EPSILON = 1e-7
 

@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from oracle import build_reference, save_reference
-
 from audioclf.audio import FeatureExtractor, FeatureExtractorConfig
 from audioclf.auto import AutoModelForAudioClassification
 from audioclf.config import ModelConfig
@@ -31,7 +29,9 @@ SMALL = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, interme
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A saved model, and a copy of its config files only (no weights)."""
     root = tmp_path_factory.mktemp("segments")
-    full = save_reference(build_reference("wav2vec2", seed=1, feat_extract_norm="layer", **CONV), root / "full")
+    full = root / "full"
+    config = ModelConfig(model_type="wav2vec2", feat_extract_norm="layer", **SMALL, **CONV)
+    AutoModelForAudioClassification.from_config(config).save_pretrained(full)
     FeatureExtractorConfig(return_attention_mask=True, sampling_rate=16000).save_pretrained(full)
     configs = root / "configs"
     configs.mkdir()

@@ -64,7 +64,7 @@ def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, pro
             return F.mse_loss(logits.squeeze(), labels.squeeze())
         return F.mse_loss(logits, labels)
     if problem_type == "single_label_classification":
-        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1).long())
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 

@@ -21,12 +21,16 @@ class SpeechModel(nn.Module):
 
     ``masked_spec_embed`` exists when ``with_masked_spec_embed`` is given as True, or by default when the config
     masks anything (``mask_time_prob > 0`` or ``mask_feature_prob > 0``), as in the published checkpoints.
+    ``time_masks_respect_padding``: time-mask spans are drawn within each row's valid frames (Wav2Vec2, UniSpeech,
+    UniSpeechSat) or over the whole padded length (HuBERT, SEW, SEW-D), as in the reference implementations.
     ``mask_random_state``: a ``numpy.random.RandomState`` for the SpecAugment masks (None: numpy's global one).
     """
 
-    def __init__(self, config: ModelConfig, with_masked_spec_embed: bool | None = None) -> None:
+    def __init__(self, config: ModelConfig, with_masked_spec_embed: bool | None = None,
+                 time_masks_respect_padding: bool = True) -> None:
         super().__init__()
         self.config = config
+        self.time_masks_respect_padding = time_masks_respect_padding
         self.feature_extractor = ConvFeatureEncoder(config)
         if with_masked_spec_embed is None:
             with_masked_spec_embed = config.mask_time_prob > 0 or config.mask_feature_prob > 0
@@ -40,23 +44,24 @@ class SpeechModel(nn.Module):
         return frame_mask(self.feature_extractor.output_lengths(attention_mask.sum(-1)), num_frames)
 
     def augment(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """SpecAugment on ``[B, T, D]`` in training (valid lengths from the frame ``mask`` when given); identity in
-        eval mode."""
+        """SpecAugment on ``[B, T, D]`` in training (valid lengths from the frame ``mask`` ``[B, T]`` when the time
+        masks respect padding); identity in eval mode."""
         if not self.training:
             return hidden
-        return spec_augment(hidden, self.masked_spec_embed, self.config, mask, self.mask_random_state)
+        valid = mask if self.time_masks_respect_padding else None
+        return spec_augment(hidden, self.masked_spec_embed, self.config, valid, self.mask_random_state)
 
 
 class SpeechTransformerModel(SpeechModel):
     """Conv feature encoder, feature projection, SpecAugment and a post-LN or stable transformer encoder.
 
     ``projection_layer_norm=False`` drops the LayerNorm before the projection (HuBERT ``feat_proj_layer_norm``);
-    ``pos_conv_batch_norm=True`` selects HuBERT's BatchNorm positional conv. Time masks respect the padding.
+    ``pos_conv_batch_norm=True`` selects HuBERT's BatchNorm positional conv.
     """
 
     def __init__(self, config: ModelConfig, projection_layer_norm: bool = True, pos_conv_batch_norm: bool = False,
-                 with_masked_spec_embed: bool | None = None) -> None:
-        super().__init__(config, with_masked_spec_embed)
+                 with_masked_spec_embed: bool | None = None, time_masks_respect_padding: bool = True) -> None:
+        super().__init__(config, with_masked_spec_embed, time_masks_respect_padding)
         self.feature_projection = FeatureProjection(config.conv_dim[-1], config.hidden_size, config.layer_norm_eps,
                                                     config.feat_proj_dropout, layer_norm=projection_layer_norm)
         self.encoder = TransformerEncoder(config, stable=config.do_stable_layer_norm,

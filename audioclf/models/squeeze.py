@@ -6,8 +6,7 @@ length ``T' = T // s`` → transformer layers at ``T'`` → upsample: ``Linear(D
 ``s`` consecutive frames, zero-padded back to ``T``.
 
 The squeezed padding mask is a max-pool of the frame mask (a squeezed frame is valid if any of its frames is), as in
-``transformers`` 5.x. Hidden states (and so the weighted layer sum) stay at the squeezed length. SpecAugment time
-masks here ignore the padding (every row counts as full length), as in the reference implementation.
+``transformers`` 5.x. Hidden states (and so the weighted layer sum) stay at the squeezed length.
 """
 
 from __future__ import annotations
@@ -82,7 +81,7 @@ class SqueezedSpeechModel(SpeechModel):
     """
 
     def __init__(self, config: ModelConfig, encoder: SqueezedEncoder, feature_eps: float) -> None:
-        super().__init__(config)
+        super().__init__(config, time_masks_respect_padding=False)
         channels = config.conv_dim[-1]
         self.layer_norm = nn.LayerNorm(channels, eps=feature_eps)
         self.feature_projection = nn.Linear(channels, config.hidden_size) if channels != config.hidden_size else None
@@ -95,6 +94,6 @@ class SqueezedSpeechModel(SpeechModel):
         hidden = self.layer_norm(self.feature_extractor(input_values).transpose(1, 2))
         if self.feature_projection is not None:
             hidden = self.feature_projection(hidden)
-        hidden = self.augment(self.feature_dropout(hidden))
         mask = self.frame_mask(attention_mask, hidden.shape[1])
+        hidden = self.augment(self.feature_dropout(hidden), mask)
         return self.encoder(hidden, mask, output_hidden_states, output_attentions)

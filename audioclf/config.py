@@ -7,6 +7,10 @@ and validates the declared fields, failing with one line. Sizes are capped by :d
 config cannot ask for an absurd allocation; every published checkpoint fits well inside them, and a caller with a
 larger model raises a cap by assigning to that dict.
 
+Keys the reference implementation's sequence classifiers do not read either are not declared, so they are kept and
+written back but change nothing: ``final_dropout`` (used by CTC heads only), SEW-D's ``hidden_dropout`` and
+``layerdrop``, the adapter, quantizer, CTC and x-vector settings.
+
 Adding an architecture: declare its own fields (if any) beside the groups below and register an
 :class:`Architecture` listing the groups it reads and its default overrides.
 """

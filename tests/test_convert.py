@@ -182,3 +182,5 @@ def test_convert_keeps_the_trained_masked_spec_embed(fmt, tmp_path):
                                                                            output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert np.array_equal(model.wav2vec2.masked_spec_embed.detach().numpy(), stored[0])
+    direct = audioclf.AutoModelForAudioClassification.from_pretrained(TF / "w2v2_cls_group" / fmt, from_tf=True)
+    assert np.array_equal(direct.wav2vec2.masked_spec_embed.detach().numpy(), stored[0])

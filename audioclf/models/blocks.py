@@ -336,7 +336,8 @@ class LayerStack(nn.Module):
     Holds no parameters: an encoder owns its ``layers`` (their names are checkpoint keys) and calls
     :meth:`run`. LayerDrop: in training with ``layerdrop > 0`` one ``torch.rand([])`` is drawn before each layer and
     the layer is skipped when it is below ``layerdrop`` (an identity: its hidden state repeats the previous one, its
-    attention map is None). Gradient checkpointing (``checkpointing = True``) recomputes each layer in the backward
+    attention map is None). This is plain (single-process) training; the reference implementation runs a drawn-out
+    layer anyway under DeepSpeed ZeRO-3 or FSDP. Gradient checkpointing (``checkpointing = True``) recomputes each layer in the backward
     pass (non-reentrant ``torch.utils.checkpoint``, random state replayed, so outputs and gradients are unchanged).
     """
 

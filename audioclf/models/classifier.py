@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audioclf.checkpoints.keys import is_head_key
 from audioclf.config import ModelConfig
 from audioclf.errors import ModelError
 from audioclf.models.blocks import EncoderOutput, LayerStack, frame_mask
@@ -236,10 +235,6 @@ class AudioClassifier(nn.Module):
                 for key, value in kept.items():
                     own[key].detach().copy_(value)
 
-    @staticmethod
-    def is_head_parameter(key: str) -> bool:
-        return is_head_key(key)
-
     # -- saving -------------------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically)."""
@@ -254,7 +249,3 @@ class AudioClassifier(nn.Module):
         save_safetensors(state, directory / "model.safetensors")
         self.config.save_pretrained(directory)
         return directory
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())

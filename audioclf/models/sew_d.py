@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from audioclf.config import ModelConfig
-from audioclf.models.blocks import EncoderOutput, LayerStack, activation
+from audioclf.models.blocks import EncoderOutput, LayerStack, activation, key_padding_mask
 from audioclf.models.classifier import AudioClassifier
 from audioclf.models.squeeze import SqueezedEncoder, SqueezedSpeechModel
 
@@ -231,8 +231,7 @@ class DisentangledEncoder(nn.Module):
         """``hidden`` ``[B, T', D]``, squeezed frame mask ``[B, T']`` or None."""
         relative = (relative_positions(hidden.shape[1], self.buckets, self.max_relative, hidden.device)
                     if self.relative else None)
-        key_mask = mask[:, None, None, :] if mask is not None else None
-        return self.stack.run(self.layer, hidden, key_mask, relative, self.relative_embeddings(),
+        return self.stack.run(self.layer, hidden, key_padding_mask(mask), relative, self.relative_embeddings(),
                               output_hidden_states=output_hidden_states, output_attentions=output_attentions)
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audioclf.config import CONFIG_NAME, SUPPORTED_MODEL_TYPES, ModelConfig
+from audioclf.checkpoints.files import CONFIG_NAME
+from audioclf.config import SUPPORTED_MODEL_TYPES, ModelConfig
 from audioclf.errors import AudioclfError, CheckpointError, ConfigError
 
 #: name patterns used when a config has no ``model_type``, longest first so ``unispeech-sat`` wins over ``unispeech``

@@ -13,10 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audioclf.config import CONFIG_NAME, ModelConfig
+from audioclf.checkpoints.files import CONFIG_NAME, PREPROCESSOR_CONFIG_NAME, SAFETENSORS_NAME
+from audioclf.config import ModelConfig
 from audioclf.errors import AudioclfError, CheckpointError
-
-PREPROCESSOR_NAME = "preprocessor_config.json"
 
 
 @dataclass
@@ -87,11 +86,11 @@ def convert_tf_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
     try:
         state = {key: value.to(torch.float32).contiguous() if value.is_floating_point() else value.contiguous()
                  for key, value in report.state_dict.items()}
-        save_safetensors(state, staging / "model.safetensors", metadata={"converted_from": checkpoint.source_format})
+        save_safetensors(state, staging / SAFETENSORS_NAME, metadata={"converted_from": checkpoint.source_format})
         model_config.save_pretrained(staging)
-        preprocessor = _source_directory(source) / PREPROCESSOR_NAME
+        preprocessor = _source_directory(source) / PREPROCESSOR_CONFIG_NAME
         if preprocessor.is_file():
-            shutil.copyfile(preprocessor, staging / PREPROCESSOR_NAME)
+            shutil.copyfile(preprocessor, staging / PREPROCESSOR_CONFIG_NAME)
         if output.exists():
             shutil.rmtree(output)
         os.replace(staging, output)

@@ -74,7 +74,8 @@ class EntryNotFoundError(HubError):
 
 
 class NotCachedError(HubError):
-    """Offline (``HF_HUB_OFFLINE``, ``local_files_only``, or the Hub unreachable) and the files are not cached."""
+    """Offline (``HF_HUB_OFFLINE``, ``local_files_only``, or the Hub unreachable) and the files are not cached; or a
+    cache command names a model or revision the cache does not hold."""
 
 
 class HubConnectionError(HubError):

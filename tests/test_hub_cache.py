@@ -28,7 +28,7 @@ def _app() -> typer.Typer:
 
 
 def _run(*args: str):
-    return CliRunner().invoke(_app(), list(args))
+    return CliRunner().invoke(_app(), list(args), env={"COLUMNS": "300"})
 
 
 BERT_CONFIG = json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 8}).encode()
@@ -98,13 +98,17 @@ def test_cache_commands(populated, hub_env):
     assert [row["repo_id"] for row in rows] == ["org/bin", "org/tiny"]
     assert rows[1]["revisions"][0]["refs"] == ["main"] and rows[1]["model_type"] == "wav2vec2"
     assert _run("cache", "list", "--all").stdout.count("\n") == 3
+    assert json.loads(_run("cache", "list", "--format", "json").stdout) == rows
+    table = _run("cache", "list", "--format", "table").stdout
+    assert "org/tiny" in table and "org/bin" in table and "wav2vec2" in table
+    assert f"{populated['new'][:12]} (main), {populated['old'][:12]} (v1)" in table
 
     refused = _run("cache", "rm", "org/tiny")  # stdin is not a terminal
     assert refused.exit_code == 2 and "--yes" in refused.stderr
     one = _run("cache", "rm", "org/tiny", "--revision", "v1", "--yes")
     assert one.exit_code == 0 and one.stdout == "" and "removed 'org/tiny' revision 'v1'" in one.stderr
     missing = _run("cache", "rm", "org/nope", "--yes")
-    assert missing.exit_code == 1 and missing.stderr.startswith("error: model 'org/nope' is not in the cache")
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: model 'org/nope' is not in the cache")
     gone = _run("cache", "rm", "org/tiny", "--yes")
     assert gone.exit_code == 0
     assert [json.loads(line)["repo_id"] for line in _run("cache", "list").stdout.splitlines()] == ["org/bin"]
@@ -126,11 +130,11 @@ def test_download_command(hub, hub_env, tiny_models):
     bad = _run("download", "not-a-repo")
     assert bad.exit_code == 2 and bad.stderr.startswith("error: 'not-a-repo' is not a Hub model id")
     absent = _run("download", "org/absent")
-    assert absent.exit_code == 1 and absent.stdout == ""
+    assert absent.exit_code == 2 and absent.stdout == ""
     assert absent.stderr == "error: repository 'org/absent' not found or private: pass --token/HF_TOKEN\n"
 
     hub.stop()
     offline = _run("download", "org/tiny", "--revision", "v1")
     assert offline.exit_code == 0 and offline.stdout == f"{snapshot}\n" and "from the cache" in offline.stderr
     forced = _run("download", "org/tiny", "--force")
-    assert forced.exit_code == 1 and forced.stderr.startswith("error: ")
+    assert forced.exit_code == 2 and forced.stderr.startswith("error: ")

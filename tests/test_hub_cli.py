@@ -59,7 +59,7 @@ def test_download_prints_the_snapshot_path_and_works_offline(hub, hub_env, tiny_
     assert down.returncode == 0 and down.stdout == first.stdout
 
     missing = run(env, "download", "org/other")
-    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.strip().splitlines()[-1].startswith("error: the Hub at ")
     assert "`audioclf download org/other` with network access" in missing.stderr
 
@@ -69,7 +69,7 @@ def test_download_errors_and_tokens(hub, hub_env, tiny_models):
     env = hub_env["env"]
 
     denied = run(env, "download", "org/private")
-    assert denied.returncode == 1 and denied.stdout == ""
+    assert denied.returncode == 2 and denied.stdout == ""
     assert denied.stderr == "error: repository 'org/private' not found or private: pass --token/HF_TOKEN\n"
 
     with_option = run(env, "download", "org/private", "--token", "hf_secret", "--local-dir", str(hub_env["home"] / "x"))
@@ -81,7 +81,7 @@ def test_download_errors_and_tokens(hub, hub_env, tiny_models):
     usage = run(env, "download", "no-slash")
     assert usage.returncode == 2 and usage.stderr.startswith("error: 'no-slash' is not a Hub model id")
     unknown = run(env, "download", "org/private", "--token", "hf_secret", "--revision", "nope")
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     assert unknown.stderr == "error: revision 'nope' not found in repository 'org/private'\n"
 
 
@@ -109,4 +109,4 @@ def test_cache_list_and_rm(hub, hub_env, tiny_models):
     assert [rev["refs"] for rev in rows[0]["revisions"]] == [["main"]]
     assert run(env, "cache", "rm", "org/tiny", "--yes").returncode == 0
     assert run(env, "cache", "list").stdout == ""
-    assert run(env, "cache", "rm", "org/tiny", "--yes").returncode == 1
+    assert run(env, "cache", "rm", "org/tiny", "--yes").returncode == 2

@@ -1,6 +1,7 @@
 """The ``audioclf`` command line: a Typer app with one module per command.
 
-Startup stays cheap: no module imported here imports torch; commands import what they need when they run.
+Startup stays cheap: no module imported here imports torch; commands import what they need when they run. Errors
+become one line and an exit code in one place, :mod:`audioclf.cli._errors`.
 """
 
 from __future__ import annotations
@@ -9,16 +10,12 @@ import sys
 
 import typer
 
-from audioclf.errors import AudioclfError
-
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
+from audioclf.cli._errors import EXIT_STATUS_HELP, HANDLED, report
 
 app = typer.Typer(
     name="audioclf",
     help="Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat models.\n\n"
-    "Exit status: 0 success, 1 some input failed, 2 usage error.",
+    + EXIT_STATUS_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -57,19 +54,10 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def fail(message: str, code: int = EXIT_SOME_FAILED) -> "typer.Exit":
-    """Print ``error: message`` on stderr and return the exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def main() -> None:
-    """Console-script entry point: runs the app, turning :class:`AudioclfError` into one line on stderr."""
+    """Console-script entry point: runs the app; an error that a command did not handle goes through the same
+    table (:func:`audioclf.cli._errors.report`) as those it did."""
     try:
         app()
-    except AudioclfError as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    except HANDLED as error:
+        sys.exit(report(error))

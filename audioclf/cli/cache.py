@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -10,13 +9,12 @@ from typing import Annotated, Optional
 
 import typer
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from audioclf.cli._errors import EXIT_SOME_FAILED, EXIT_STATUS_HELP, UsageError, handles_errors
+from audioclf.cli._output import Column, choose_format, print_machine, print_table
 
 cache_app = typer.Typer(
     name="cache",
-    help="List or remove models in the Hugging Face cache (HF_HUB_CACHE). Works offline.\n\n"
-    "Exit status: 0 success, 1 nothing to remove, 2 usage error.",
+    help=f"List or remove models in the Hugging Face cache (HF_HUB_CACHE). Works offline.\n\n{EXIT_STATUS_HELP}",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -25,11 +23,6 @@ CacheDirOption = Annotated[
     Optional[Path],
     typer.Option("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE, or HF_HOME/hub).", show_default=False),
 ]
-
-
-def _error(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _size(num: float) -> str:
@@ -49,8 +42,12 @@ def _age(timestamp: float) -> str:
 
 
 @cache_app.command("list")
+@handles_errors()
 def list_models(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per model.")] = False,
+    output_format: Annotated[Optional[str], typer.Option("--format", "-f", help="auto (default: a table on a "
+                                                         "terminal, JSON Lines otherwise) | table | json | jsonl.",
+                                                         show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format jsonl: one JSON object per model.")] = False,
     all_models: Annotated[
         bool, typer.Option("--all", help="Include cached models that are not audio classifiers.")
     ] = False,
@@ -58,45 +55,32 @@ def list_models(
 ) -> None:
     """List cached audio classification models with their revisions and sizes.
 
-    A table on a terminal; JSON Lines when stdout is piped or with --json.
+    A table on a terminal; JSON Lines when stdout is piped.
     """
     from audioclf.checkpoints import hub
-    from audioclf.errors import HubError
 
-    try:
-        models = hub.list_cached_models(cache_dir, audio_only=not all_models)
-    except HubError as error:
-        raise _error(str(error), EXIT_FAILED) from None
-    if as_json or not sys.stdout.isatty():
-        for model in models:
-            sys.stdout.write(json.dumps(model.to_dict()) + "\n")
-        sys.stdout.flush()
+    fmt = choose_format(output_format, as_json, machine="jsonl", allowed=("table", "json", "jsonl"))
+    models = hub.list_cached_models(cache_dir, audio_only=not all_models)
+    if fmt != "table":
+        print_machine([model.to_dict() for model in models], fmt)
         return
     where = cache_dir if cache_dir is not None else hub.default_cache_dir()
     if not models:
         kind = "models" if all_models else "audio classification models"
         typer.echo(f"no {kind} in the cache at {where}", err=True)
         return
-
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Hub cache: {where}", title_justify="left")
-    table.add_column("model")
-    table.add_column("type")
-    table.add_column("size", justify="right")
-    table.add_column("revisions")
-    table.add_column("last used", justify="right")
-    for model in models:
-        revisions = ", ".join(
-            f"{rev.commit[:8]}" + (f" ({', '.join(rev.refs)})" if rev.refs else "") for rev in model.revisions
-        )
-        kind = model.model_type or (model.architectures[0] if model.architectures else "?")
-        table.add_row(model.repo_id, kind, _size(model.size_on_disk), revisions, _age(model.last_accessed))
-    Console().print(table)
+    columns = [Column("model"), Column("type"), Column("size", "right"), Column("revisions"),
+               Column("last used", "right")]
+    rows = [
+        (model.repo_id, model.model_type or (model.architectures[0] if model.architectures else "?"),
+         _size(model.size_on_disk), ", ".join(rev.label for rev in model.revisions), _age(model.last_accessed))
+        for model in models
+    ]
+    print_table(columns, rows, title=f"Hub cache: {where}")
 
 
 @cache_app.command("rm")
+@handles_errors()
 def remove(
     model_id: Annotated[str, typer.Argument(help="Hub model id to remove from the cache.", show_default=False)],
     revision: Annotated[
@@ -107,25 +91,18 @@ def remove(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    """Remove a cached model, or one of its revisions. Files shared with other revisions are kept."""
-    from audioclf.checkpoints import hub
-    from audioclf.errors import HubError
+    """Remove a cached model, or one of its revisions. Files shared with other revisions are kept.
 
-    status = hub.cache_status(model_id, cache_dir)
-    if not status.cached:
-        raise _error(f"model '{model_id}' is not in the cache at {status.cache_dir}", EXIT_FAILED)
-    if revision is not None and status.revision(revision) is None:
-        cached = ", ".join(rev.commit[:12] + (f" ({', '.join(rev.refs)})" if rev.refs else "") for rev in status.revisions)
-        raise _error(f"revision '{revision}' of '{model_id}' is not in the cache (cached: {cached})", EXIT_FAILED)
-    what = f"'{model_id}'" + (f" revision '{revision}'" if revision else f" ({len(status.revisions)} revisions)")
+    Declining the confirmation removes nothing and exits 1.
+    """
+    from audioclf.checkpoints import hub
+
+    removal = hub.plan_removal(model_id, revision, cache_dir)
     if not yes:
         if not sys.stdin.isatty():
-            raise _error(f"pass --yes to remove {what} without a confirmation prompt", EXIT_USAGE)
-        if not typer.confirm(f"remove {what} from {status.cache_dir}?", err=True):
+            raise UsageError(f"pass --yes to remove {removal.description} without a confirmation prompt")
+        if not typer.confirm(f"remove {removal.description} from {removal.status.cache_dir}?", err=True):
             typer.echo("nothing removed", err=True)
-            raise typer.Exit(EXIT_FAILED)
-    try:
-        removed = hub.remove_cached_model(model_id, revision, cache_dir)
-    except HubError as error:
-        raise _error(str(error), EXIT_FAILED) from None
-    typer.echo(f"removed {what}: {_size(removed.freed)} freed", err=True)
+            raise typer.Exit(EXIT_SOME_FAILED)
+    removed = removal.execute()
+    typer.echo(f"removed {removal.description}: {_size(removed.freed)} freed", err=True)

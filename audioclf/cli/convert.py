@@ -7,7 +7,10 @@ from typing import Optional
 
 import typer
 
+from audioclf.cli._errors import UsageError, handles_errors
 
+
+@handles_errors()
 def convert(
     source: Path = typer.Argument(..., help="tf_model.h5 (or its directory / shard index), a *.ckpt.index file, "
                                             "a checkpoint prefix, or a directory with a 'checkpoint' file."),
@@ -20,12 +23,10 @@ def convert(
     """Convert a TensorFlow checkpoint into a safetensors checkpoint directory.
 
     The summary (stderr) lists tensors converted, TF variables ignored (optimizer slots, step counters) and model
-    parameters the checkpoint lacks. The output path is printed on stdout. Exit status: 0 converted, 2 error.
+    parameters the checkpoint lacks. The output path is printed on stdout.
     """
-    from audioclf.cli import EXIT_USAGE, fail
-
     if not from_tf:
-        raise fail("only TensorFlow checkpoints can be converted: pass --from-tf", EXIT_USAGE)
+        raise UsageError("only TensorFlow checkpoints can be converted: pass --from-tf")
     from audioclf.convert import convert_tf_checkpoint
 
     summary = convert_tf_checkpoint(source, output, config=config, force=force)

@@ -8,15 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-EXIT_FETCH_FAILED = 1
-EXIT_USAGE = 2
+from audioclf.cli._errors import UsageError, handles_errors
 
 
-def _error(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
+@handles_errors()
 def download(
     model_id: Annotated[str, typer.Argument(help="Hub model id, e.g. 'superb/wav2vec2-base-superb-ks'.", show_default=False)],
     revision: Annotated[
@@ -42,35 +37,22 @@ def download(
     """Download a model (config, preprocessor config, one weights format) and print its local folder.
 
     Only the path goes to stdout; progress and notes go to stderr. A cached model needs no network.
-
-    Exit status: 0 success, 1 download failed, 2 usage error.
     """
     from audioclf.checkpoints import hub
-    from audioclf.errors import HubError
 
     if not hub.is_valid_repo_id(model_id):
         if Path(model_id).expanduser().exists():
-            raise _error(f"'{model_id}' is a local path, not a Hub model id: it needs no download", EXIT_USAGE)
-        raise _error(f"'{model_id}' is not a Hub model id: expected 'org/name'", EXIT_USAGE)
+            raise UsageError(f"'{model_id}' is a local path, not a Hub model id: it needs no download")
+        raise UsageError(f"'{model_id}' is not a Hub model id: expected 'org/name'")
     if force and hub.is_offline_mode():
-        raise _error("--force needs network access but HF_HUB_OFFLINE is set", EXIT_USAGE)
+        raise UsageError("--force needs network access but HF_HUB_OFFLINE is set")
 
     import huggingface_hub.utils
 
     if quiet or not sys.stderr.isatty():
         huggingface_hub.utils.disable_progress_bars()
-    try:
-        fetched = hub.fetch_model(
-            model_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_dir=local_dir,
-            force_download=force,
-            token=token,
-            from_tf=from_tf,
-        )
-    except HubError as error:
-        raise _error(str(error), EXIT_FETCH_FAILED) from None
+    fetched = hub.fetch_model(model_id, revision=revision, cache_dir=cache_dir, local_dir=local_dir,
+                              force_download=force, token=token, from_tf=from_tf)
     if not quiet:
         where = "from the cache (offline, or the Hub is unreachable)" if fetched.from_cache else "from the Hub"
         commit = fetched.commit or "unknown commit"

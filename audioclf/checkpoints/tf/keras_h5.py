@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from audioclf.checkpoints.files import TF_H5_INDEX_NAME as H5_INDEX_NAME
+from audioclf.checkpoints.files import TF_H5_NAME as H5_WEIGHTS_NAME
 from audioclf.errors import TFCheckpointError
 
 __all__ = ["read_keras_h5", "read_sharded_keras_h5", "is_hdf5_file", "H5_WEIGHTS_NAME", "H5_INDEX_NAME"]
 
-H5_WEIGHTS_NAME = "tf_model.h5"
-H5_INDEX_NAME = "tf_model.h5.index.json"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 TOP_LEVEL_GROUP = "top_level_model_weights"
 

@@ -1,0 +1,117 @@
+"""What a model is, from its config files alone: architecture, labels, sizes, feature-extractor settings and, for a
+Hub model, the resolved commit and what the cache holds.
+
+No weights are read: parameters are counted on a weightless (meta-device) model built from the config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ModelDescription", "describe_model"]
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """The facts about one model. ``revision`` and ``cache`` are set for Hub models only."""
+
+    model: str
+    path: str
+    architecture: str
+    architectures: list[str] | None
+    model_type: str
+    sampling_rate: int
+    num_labels: int
+    labels: list[str]
+    problem_type: str | None
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    conv_layers: int
+    feat_extract_norm: str
+    do_stable_layer_norm: bool | None
+    use_weighted_layer_sum: bool
+    parameters: int
+    size_fp32_bytes: int
+    weights_files: list[str]
+    feature_extractor: dict[str, Any]
+    revision: str | None = None
+    cache: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (without ``revision``/``cache`` for a local model)."""
+        facts = asdict(self)
+        for key in ("revision", "cache"):
+            if facts[key] is None:
+                del facts[key]
+        return facts
+
+
+def describe_model(model: str | os.PathLike, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
+                   token: str | bool | None = None) -> ModelDescription:
+    """Describe ``model``: a Hub id, a local checkpoint directory, or a ``config.json`` file. A Hub model's config
+    files are fetched (or found in the cache); its weights are not."""
+    import torch
+
+    from audioclf.audio.features import FeatureExtractorConfig
+    from audioclf.auto import AutoConfig, resolve_source
+    from audioclf.checkpoints.files import list_weight_files
+    from audioclf.models import model_class
+
+    name = os.fspath(model)
+    path = Path(name).expanduser()
+    source = None
+    if path.is_file():
+        directory = path.parent
+        config = AutoConfig.from_pretrained(path)
+    else:
+        source = resolve_source(name, hub={"revision": revision, "cache_dir": cache_dir, "token": token},
+                                weights=False)
+        directory = source.directory
+        config = AutoConfig.from_pretrained(directory)
+    features = FeatureExtractorConfig.from_pretrained(directory)
+    with torch.device("meta"):
+        classifier = model_class(config.model_type)(config)
+    parameters = sum(p.numel() for p in classifier.parameters())
+    hub_facts: dict[str, Any] = {}
+    if source is not None and source.repo_id and source.commit:
+        from audioclf.checkpoints.hub import cache_status
+
+        status = cache_status(source.repo_id, cache_dir=cache_dir)
+        hub_facts = {
+            "revision": source.commit,
+            "cache": {
+                "cached": status.cached,
+                "size_on_disk": status.size_on_disk,
+                "revisions": [{"commit": r.commit, "refs": sorted(r.refs), "size_on_disk": r.size_on_disk}
+                              for r in status.revisions],
+            },
+        }
+    return ModelDescription(
+        model=name,
+        path=str(directory),
+        architecture=type(classifier).__name__,
+        architectures=getattr(config, "architectures", None),
+        model_type=config.model_type,
+        sampling_rate=features.sampling_rate,
+        num_labels=config.num_labels,
+        labels=[config.id2label[i] for i in range(config.num_labels)],
+        problem_type=config.problem_type,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        conv_layers=len(config.conv_dim),
+        feat_extract_norm=config.feat_extract_norm,
+        do_stable_layer_norm=getattr(config, "do_stable_layer_norm", None),
+        use_weighted_layer_sum=config.use_weighted_layer_sum,
+        parameters=parameters,
+        size_fp32_bytes=parameters * 4,
+        weights_files=list_weight_files(directory),
+        feature_extractor=features.to_dict(),
+        **hub_facts,
+    )

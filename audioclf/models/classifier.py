@@ -108,7 +108,9 @@ class AudioClassifier(nn.Module):
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
                 output_attentions: bool | None = None) -> ClassifierOutput:
         """``input_values`` ``[B, N]`` float; sample mask ``attention_mask`` ``[B, N]`` (1 = real sample,
-        right-padded); ``labels``: ``[B]`` class indices, or ``[B, L]`` floats (multi-label, regression)."""
+        right-padded); ``labels``: ``[B]`` class indices, or ``[B, L]`` floats (multi-label, regression); the loss
+        follows ``config.problem_type`` (:func:`sequence_classification_loss`). ``output_hidden_states`` /
+        ``output_attentions``: None takes the config's value."""
         if self.inference_only and torch.is_grad_enabled() and (
                 input_values.requires_grad or any(p.requires_grad for p in self.parameters())):
             raise ModelError("this model was optimized for inference and cannot compute gradients: run it under "

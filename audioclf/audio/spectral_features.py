@@ -485,8 +485,26 @@ def _check_sampling_rate(expected: int, sampling_rate: int | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- featurizers
+class _KaldiFbank:
+    """The Kaldi filter bank AST and SeamlessM4T share: 400-sample frames every 160 samples, a 512-point FFT,
+    pre-emphasis 0.97, Kaldi mel filters from 20 Hz to half the sampling rate; they differ in the window."""
+
+    def __init__(self, window: str, num_mel_bins: int, sampling_rate: int) -> None:
+        self.window = window_function(window, KALDI_FRAME_LENGTH, periodic=False)
+        self.filters = mel_filter_bank(KALDI_FFT_LENGTH // 2 + 1, num_mel_bins, KALDI_LOW_FREQUENCY,
+                                       sampling_rate // 2, sampling_rate, scale="kaldi", triangles_in_mel_space=True)
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        """``wave [N]`` → log mel energies ``float32 [T, num_mel_bins]``, ``T = 1 + (N - 400) // 160`` (0 when
+        ``N < 400``)."""
+        fbank = kaldi_log_mel(wave, self.window, self.filters, hop_length=KALDI_HOP_LENGTH,
+                              fft_length=KALDI_FFT_LENGTH, preemphasis=KALDI_PREEMPHASIS)
+        return fbank.astype(np.float32)
+
+
 class _SpectralFeatureExtractor:
-    """Config handling and the attributes ``transformers`` code reads; subclasses implement the features."""
+    """Config handling and the attributes ``transformers`` code reads (every config field); subclasses implement
+    the features."""
 
     config_class: ClassVar[type[_SpectralConfig]]
     model_input_name: ClassVar[str]
@@ -520,21 +538,22 @@ class _SpectralFeatureExtractor:
     def sampling_rate(self) -> int:
         return self.config.sampling_rate
 
-    @property
-    def feature_size(self) -> int:
-        return self.config.feature_size
+    def _pad(
+        self, rows: Sequence[np.ndarray], padding: Any, max_length: int | None, truncation: bool,
+        pad_to_multiple_of: int | None,
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """:func:`_pad_batch` with the config's ``padding_value`` and ``padding_side``."""
+        return _pad_batch(rows, padding=padding, max_length=max_length, truncation=truncation,
+                          pad_to_multiple_of=pad_to_multiple_of, padding_value=self.config.padding_value,
+                          padding_side=self.config.padding_side)
 
-    @property
-    def padding_value(self) -> float:
-        return self.config.padding_value
-
-    @property
-    def padding_side(self) -> str:
-        return self.config.padding_side
-
-    @property
-    def return_attention_mask(self) -> bool:
-        return self.config.return_attention_mask
+    def __getattr__(self, name: str) -> Any:
+        """The config's fields read as attributes (``extractor.num_mel_bins``), as code written for
+        ``transformers``' extractors reads them."""
+        config = self.__dict__.get("config")
+        if config is not None and name != "extra" and name in {f.name for f in fields(config)}:
+            return getattr(config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 class ASTFeatureExtractor(_SpectralFeatureExtractor):
@@ -547,10 +566,7 @@ class ASTFeatureExtractor(_SpectralFeatureExtractor):
 
     def __init__(self, config: ASTFeatureExtractorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        rate = self.config.sampling_rate
-        self._window = window_function("hann", KALDI_FRAME_LENGTH, periodic=False)
-        self._filters = mel_filter_bank(KALDI_FFT_LENGTH // 2 + 1, self.config.num_mel_bins, KALDI_LOW_FREQUENCY,
-                                        rate // 2, rate, scale="kaldi", triangles_in_mel_space=True)
+        self._fbank = _KaldiFbank("hann", self.config.num_mel_bins, self.config.sampling_rate)
 
     @property
     def max_samples(self) -> int:
@@ -565,8 +581,7 @@ class ASTFeatureExtractor(_SpectralFeatureExtractor):
     def featurize(self, samples: np.ndarray) -> np.ndarray:
         """One mono segment ``[N]`` → ``float32 [max_length, num_mel_bins]`` (zero-padded or cut, then normalised)."""
         wave = _mono(samples)[: self.max_samples]  # later samples fall in frames past max_length
-        fbank = kaldi_log_mel(wave, self._window, self._filters, hop_length=KALDI_HOP_LENGTH,
-                              fft_length=KALDI_FFT_LENGTH, preemphasis=KALDI_PREEMPHASIS)
+        fbank = self._fbank(wave)
         frames = min(fbank.shape[0], self.config.max_length)
         features = np.zeros((self.config.max_length, self.config.num_mel_bins), dtype=np.float32)
         features[:frames] = fbank[:frames]
@@ -657,11 +672,6 @@ class WhisperFeatureExtractor(_SpectralFeatureExtractor):
         """Always: every item is padded to ``n_samples`` on its own."""
         return True
 
-    def _pad(self, waves, padding, max_length, truncation, pad_to_multiple_of):
-        return _pad_batch(waves, padding=padding, max_length=max_length, truncation=truncation,
-                          pad_to_multiple_of=pad_to_multiple_of, padding_value=self.config.padding_value,
-                          padding_side=self.config.padding_side)
-
     def __call__(
         self,
         raw_speech: Any,
@@ -731,10 +741,7 @@ class SeamlessM4TFeatureExtractor(_SpectralFeatureExtractor):
 
     def __init__(self, config: SeamlessM4TFeatureExtractorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        rate = self.config.sampling_rate
-        self._window = window_function("povey", KALDI_FRAME_LENGTH, periodic=False)
-        self._filters = mel_filter_bank(KALDI_FFT_LENGTH // 2 + 1, self.config.num_mel_bins, KALDI_LOW_FREQUENCY,
-                                        rate // 2, rate, scale="kaldi", triangles_in_mel_space=True)
+        self._fbank = _KaldiFbank("povey", self.config.num_mel_bins, self.config.sampling_rate)
 
     @property
     def min_samples(self) -> int:
@@ -743,9 +750,7 @@ class SeamlessM4TFeatureExtractor(_SpectralFeatureExtractor):
 
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """Kaldi log-mel energies of ``samples * 2**15``: ``[N]`` → ``float32 [T, num_mel_bins]``, not normalised."""
-        fbank = kaldi_log_mel(_mono(samples) * SEAMLESS_INPUT_SCALE, self._window, self._filters,
-                              hop_length=KALDI_HOP_LENGTH, fft_length=KALDI_FFT_LENGTH, preemphasis=KALDI_PREEMPHASIS)
-        return fbank.astype(np.float32)
+        return self._fbank(_mono(samples) * SEAMLESS_INPUT_SCALE)
 
     def featurize(self, samples: np.ndarray) -> np.ndarray:
         """One mono segment ``[N]`` → ``float32 [T, num_mel_bins]``, each mel bin standardised over the ``T`` frames
@@ -777,9 +782,7 @@ class SeamlessM4TFeatureExtractor(_SpectralFeatureExtractor):
         ``transformers``."""
         if not items:
             raise AudioError("no audio given (empty batch)")
-        rows, masks = _pad_batch(items, padding=padding, max_length=max_length, truncation=truncation,
-                                 pad_to_multiple_of=pad_to_multiple_of, padding_value=self.config.padding_value,
-                                 padding_side=self.config.padding_side)
+        rows, masks = self._pad(items, padding, max_length, truncation, pad_to_multiple_of)
         features, mask = _stack("input_features", rows), _stack("attention_mask", masks)
         stride = self.config.stride
         batch, frames, bins = features.shape

@@ -1,20 +1,17 @@
 """Spectral featurizers with the numbers of ``transformers``' AST, Whisper and SeamlessM4T feature extractors.
 
-=================================  =====================================================================================
-class (``feature_extractor_type``)  features of one mono waveform ``x [N]``
-=================================  =====================================================================================
-:class:`ASTFeatureExtractor`       Kaldi log-mel filter bank (25 ms / 10 ms frames, symmetric Hann window, no rescaling
-                                   of ``x``), cut or zero-padded to ``max_length`` frames, then ``(f - mean) / (2 std)``:
-                                   ``input_values float32 [max_length, num_mel_bins]``.
-:class:`WhisperFeatureExtractor`   ``x`` cut or padded to ``n_samples`` (30 s), centred STFT (``n_fft``, ``hop_length``,
-                                   periodic Hann), Slaney mel filters up to 8 kHz, ``log10`` floored at ``max - 8``,
-                                   ``(f + 4) / 4``, last frame dropped: ``input_features float32 [feature_size,
-                                   nb_max_frames]``.
-:class:`SeamlessM4TFeatureExtractor` Kaldi log-mel filter bank of ``x * 2**15`` (povey window), each mel bin standardised
-                                   over the clip's frames (unbiased variance); a batch is padded to a multiple of 2
-                                   frames and every ``stride`` frames are stacked: ``input_features float32 [T / stride,
-                                   num_mel_bins * stride]`` and ``attention_mask int32 [T / stride]``.
-=================================  =====================================================================================
+What each computes from one mono waveform ``x [N]`` (the class names are the ``feature_extractor_type`` values):
+
+* :class:`ASTFeatureExtractor`: Kaldi log-mel filter bank of ``x`` as it is (400-sample frames every 160 samples,
+  symmetric Hann window), cut or zero-padded to ``max_length`` frames, then ``(f - mean) / (2 std)``:
+  ``input_values float32 [max_length, num_mel_bins]``.
+* :class:`WhisperFeatureExtractor`: ``x`` cut or padded to ``n_samples`` (30 s), centred STFT (``n_fft``,
+  ``hop_length``, periodic Hann window), Slaney mel filters up to 8 kHz, ``log10`` floored at 1e-10 and at
+  ``max - 8``, ``(f + 4) / 4``, last frame dropped: ``input_features float32 [feature_size, nb_max_frames]``.
+* :class:`SeamlessM4TFeatureExtractor` (wav2vec2-BERT): Kaldi log-mel filter bank of ``x * 2**15`` (povey window),
+  each mel bin standardised over the clip's frames (unbiased variance); a batch is padded to a multiple of 2 frames
+  and every ``stride`` frames are stacked: ``input_features float32 [T / stride, num_mel_bins * stride]`` and
+  ``attention_mask int32 [T / stride]``.
 
 Each featurizer offers two interfaces:
 
@@ -23,16 +20,18 @@ Each featurizer offers two interfaces:
   ``sampling_rate``, ``model_input_name``, ``max_samples`` and :meth:`exact_padding`;
 * ``__call__(raw_speech, ...)``, which returns the keys and values of the ``transformers`` extractor of the same name.
 
-Numbers follow the numpy code paths of ``transformers`` 5.24 (the ones it takes without torchaudio); every step runs
-in float64 and the features are rounded to float32 at the end. Where ``transformers`` has a second path the numbers
-differ slightly (float32 arithmetic, about 1e-5 of the feature scale): AST with torchaudio installed uses
-``torchaudio.compliance.kaldi.fbank`` (which also counts frames in milliseconds, so it differs more at sampling rates
-other than 16 kHz), and Whisper, whenever torch is importable, computes its STFT with ``torch.stft``.
+Numbers follow the numpy code paths of ``transformers`` 5.24 (the ones it takes without torchaudio): the spectra are
+computed in float64 and rounded to float32, and the normalisations after them run in float32 in the same order.
+Where ``transformers`` has a second path the numbers differ slightly (float32 arithmetic, about 1e-5 of the feature
+scale): AST with torchaudio installed uses ``torchaudio.compliance.kaldi.fbank`` (which also counts frames in
+milliseconds, so it differs more at sampling rates other than 16 kHz), and Whisper, whenever torch is importable,
+computes its STFT with ``torch.stft``.
 
 Inputs shorter than one frame: AST and SeamlessM4T get zero frames (AST: all padding; SeamlessM4T: an empty item)
 where ``transformers`` fails below 240 samples. A SeamlessM4T clip of exactly one frame (400–559 samples) has an
-undefined unbiased variance and gives NaN features, as in ``transformers``; :attr:`~SeamlessM4TFeatureExtractor.min_samples`
-is the shortest clip with finite features.
+undefined unbiased variance and gives NaN features, as in ``transformers``;
+:attr:`SeamlessM4TFeatureExtractor.min_samples` is the shortest clip with finite features. Integer samples are used
+as numbers, never rescaled, as ``transformers`` does (its SeamlessM4T extractor fails on a single int16 array).
 
 Configs are read from ``preprocessor_config.json`` (or the ``feature_extractor`` entry of ``processor_config.json``,
 which takes precedence, as in ``transformers``); unknown keys are kept in ``extra`` and written back. Sizes are
@@ -516,7 +515,8 @@ class _SpectralFeatureExtractor:
         elif overrides:
             config = self.config_class.from_dict({**config.to_dict(), **overrides})
         if not isinstance(config, self.config_class):
-            raise ConfigError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+            raise ConfigError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                              f"got {type(config).__name__}")
         self.config = config
 
     @classmethod

@@ -11,8 +11,8 @@ Two framings are supported:
   sample ``t * hop`` and ``T = 1 + N // hop`` (for an even ``L``).
 
 The per-frame pipeline of a Kaldi filter bank is: dither → remove the DC offset → pre-emphasis → window →
-zero-padded real FFT → power → mel filter bank → floor → log. The two composite functions at the bottom chain these
-steps for the two families of models (:func:`kaldi_log_mel` and :func:`centered_log10_mel`).
+zero-padded real FFT → power → mel filter bank → floor → log. The two composite functions at the bottom chain
+these steps for the two families of models (:func:`kaldi_log_mel` and :func:`centered_log10_mel`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from audioclf.config import SUPPORTED_MODEL_TYPES, ModelConfig
 from audioclf.errors import ConfigError
 from oracle import reference_classes
 
-CONFIG_DIRS = sorted(p for p in (Path(__file__).parent / "data" / "configs").iterdir() if p.is_dir())
+CONFIG_DIRS = sorted(p for p in (Path(__file__).parent / "data" / "configs").iterdir() if (p / "config.json").is_file())
 
 # Fields that change the forward pass or the state dict.
 FORWARD_FIELDS = (

@@ -275,8 +275,8 @@ class AutoModelForAudioClassification:
         state_dict = {k: (torch.as_tensor(v) if not isinstance(v, torch.Tensor) else v) for k, v in state_dict.items()}
         target_dtype = _resolve_dtype(dtype if dtype is not None else torch_dtype, config, state_dict)
         report = load_state_dict_into(model, state_dict, prefix=config.base_prefix,
-                                      ignore_mismatched_sizes=ignore_mismatched_sizes, is_head=model.is_head_parameter,
-                                      source=weights_name, dtype=target_dtype, initialise=model.initialise)
+                                      ignore_mismatched_sizes=ignore_mismatched_sizes, source=weights_name,
+                                      dtype=target_dtype, initialise=model.initialise)
         del state_dict
         model = model.to(target_dtype).eval()
         model.name_or_path = name

@@ -1,101 +1,334 @@
-"""One config type for the six architectures.
+"""One config type for every architecture, described by a declared schema.
 
-:class:`ModelConfig` reads any ``config.json`` written for these models (old and new key sets), fills what is missing
-with the defaults of its ``model_type``, keeps every key it does not know and writes it back unchanged, and checks the
-fields the forward pass depends on, failing with one line.
+Each architecture declares the ``config.json`` fields its model reads (:data:`ARCHITECTURES`): a default, a one-line
+doc and a check per field, shared fields declared once and reused. :class:`ModelConfig` fills what a ``config.json``
+leaves out with the defaults of its ``model_type``, keeps every key it does not know and writes it back unchanged,
+and validates the declared fields, failing with one line. Sizes are capped by :data:`SIZE_LIMITS` so that a hostile
+config cannot ask for an absurd allocation; every published checkpoint fits well inside them, and a caller with a
+larger model raises a cap by assigning to that dict.
+
+Keys the reference implementation's sequence classifiers do not read either are not declared, so they are kept and
+written back but change nothing: ``final_dropout`` (used by CTC heads only), SEW-D's ``hidden_dropout`` and
+``layerdrop``, the adapter, quantizer, CTC and x-vector settings.
+
+Adding an architecture: declare its own fields (if any) beside the groups below and register an
+:class:`Architecture` listing the groups it reads and its default overrides.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from audioclf.errors import ConfigError
 from audioclf.fileio import write_text_atomic
 
 CONFIG_NAME = "config.json"
 
-#: model_type -> the attribute (and checkpoint key prefix) holding the base model.
-BASE_PREFIXES: dict[str, str] = {
-    "wav2vec2": "wav2vec2",
-    "hubert": "hubert",
-    "sew": "sew",
-    "sew-d": "sew_d",
-    "unispeech": "unispeech",
-    "unispeech-sat": "unispeech_sat",
-}
-SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(BASE_PREFIXES)
-
-_WAV2VEC2_CONV = {
-    "conv_dim": [512] * 7,
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-}
-_SEW_CONV = {
-    "conv_dim": [64, 128, 128, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512],
-    "conv_kernel": [10, 3, 1, 3, 1, 3, 1, 3, 1, 2, 1, 2, 1],
-    "conv_stride": [5, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1],
-}
-
-#: Defaults shared by all six types (the values of a default-constructed config in the reference library).
-_COMMON_DEFAULTS: dict[str, Any] = {
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-5,
-    "feat_extract_norm": "group",
-    "feat_extract_activation": "gelu",
-    "conv_bias": False,
-    "num_conv_pos_embeddings": 128,
-    "num_conv_pos_embedding_groups": 16,
-    "use_weighted_layer_sum": False,
-    "classifier_proj_size": 256,
-    "mask_time_prob": 0.05,
-    "mask_feature_prob": 0.0,
-    "problem_type": None,
-    "output_attentions": False,
-    "output_hidden_states": False,
-    "hidden_dropout": 0.1,
-    "attention_dropout": 0.1,
-    "activation_dropout": 0.1,
-    "feat_proj_dropout": 0.0,
-    "final_dropout": 0.1,
-    "layerdrop": 0.1,
-    "initializer_range": 0.02,
+#: Caps on sizes (inclusive). Far above any published checkpoint (the largest wav2vec2, XLS-R 2B: 1920 hidden,
+#: 48 layers, 7680 intermediate); assign to raise one for a model beyond them.
+SIZE_LIMITS: dict[str, int] = {
+    "hidden_size": 8192,
+    "num_hidden_layers": 256,
+    "num_attention_heads": 256,
+    "intermediate_size": 65536,
+    "conv_dim": 8192,  # channels of one conv layer
+    "conv_kernel": 4096,
+    "conv_stride": 1024,
+    "conv_layers": 64,  # length of conv_dim / conv_kernel / conv_stride
+    "num_conv_pos_embeddings": 4096,
+    "classifier_proj_size": 65536,
+    "num_labels": 100_000,
+    "adapter_attn_dim": 65536,
+    "squeeze_factor": 64,
+    "position_buckets": 65536,
+    "max_position_embeddings": 65536,
+    "mask_length": 100_000,  # mask_time_length, mask_feature_length and the min_masks counts
+    # weights of the transformer layers, num_hidden_layers * (4 D^2 + 2 D I): XLS-R 2B has 2.1e9
+    "transformer_parameters": 20_000_000_000,
 }
 
-_TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "wav2vec2": {**_WAV2VEC2_CONV, "do_stable_layer_norm": False, "add_adapter": False, "adapter_attn_dim": None},
-    "hubert": {**_WAV2VEC2_CONV, "do_stable_layer_norm": False, "feat_proj_layer_norm": True,
-               "conv_pos_batch_norm": False},
-    "unispeech": {**_WAV2VEC2_CONV, "do_stable_layer_norm": False},
-    "unispeech-sat": {**_WAV2VEC2_CONV, "do_stable_layer_norm": False},
-    "sew": {**_SEW_CONV, "squeeze_factor": 2},
-    "sew-d": {
-        **_SEW_CONV,
-        "squeeze_factor": 2,
-        "hidden_act": "gelu_python",
-        "layer_norm_eps": 1e-7,
-        "feature_layer_norm_eps": 1e-5,
-        "max_position_embeddings": 512,
-        "position_buckets": 256,
-        "share_att_key": True,
-        "relative_attention": True,
-        "pos_att_type": ["p2c", "c2p"],
-        "norm_rel_ebd": "layer_norm",
-    },
-}
-
-#: Activation names accepted for ``hidden_act`` / ``feat_extract_activation`` (see :mod:`audioclf.models.blocks`).
+#: Activation names accepted for ``hidden_act`` / ``feat_extract_activation`` (see :func:`audioclf.models.blocks.activation`).
 ACTIVATIONS = frozenset(
     {"gelu", "gelu_python", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "quick_gelu", "relu", "relu6",
      "silu", "swish", "tanh", "sigmoid", "mish", "linear"}
 )
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checks: each takes (name, value) and raises a one-line ConfigError
+# ---------------------------------------------------------------------------------------------------------------------
+Check = Callable[[str, Any], None]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(minimum: int, limit: str | None = None) -> Check:
+    """An integer ``>= minimum`` and, with ``limit``, ``<= SIZE_LIMITS[limit]``."""
+    def check(name: str, value: Any) -> None:
+        if not _is_int(value) or value < minimum:
+            raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if limit is not None and value > SIZE_LIMITS[limit]:
+            raise ConfigError(f"{name} = {value} exceeds the limit {SIZE_LIMITS[limit]} "
+                              f"(audioclf.config.SIZE_LIMITS[{limit!r}])")
+    return check
+
+
+def optional(inner: Check) -> Check:
+    """``None`` or a value passing ``inner``."""
+    def check(name: str, value: Any) -> None:
+        if value is not None:
+            inner(name, value)
+    return check
+
+
+def probability(name: str, value: Any) -> None:
+    if not _is_real(value) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def epsilon(name: str, value: Any) -> None:
+    if not _is_real(value) or not 0.0 < value <= 1.0:
+        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
+def positive_real(name: str, value: Any) -> None:
+    if not _is_real(value) or value <= 0.0:
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def boolean(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def one_of(*options: Any) -> Check:
+    def check(name: str, value: Any) -> None:
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return check
+
+
+def activation_name(name: str, value: Any) -> None:
+    if value not in ACTIVATIONS:
+        raise ConfigError(f"unsupported {name} {value!r}; supported: {', '.join(sorted(ACTIVATIONS))}")
+
+
+def integer_list(limit: str) -> Check:
+    """A non-empty list of positive integers, each ``<= SIZE_LIMITS[limit]``, at most ``SIZE_LIMITS['conv_layers']``
+    long."""
+    def check(name: str, value: Any) -> None:
+        if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v > 0 for v in value):
+            raise ConfigError(f"{name} must be a non-empty list of positive integers, got {value!r}")
+        if len(value) > SIZE_LIMITS["conv_layers"]:
+            raise ConfigError(f"{name} has {len(value)} entries, more than the limit {SIZE_LIMITS['conv_layers']} "
+                              "(audioclf.config.SIZE_LIMITS['conv_layers'])")
+        if max(value) > SIZE_LIMITS[limit]:
+            raise ConfigError(f"{name} holds {max(value)}, more than the limit {SIZE_LIMITS[limit]} "
+                              f"(audioclf.config.SIZE_LIMITS[{limit!r}])")
+    return check
+
+
+def attention_terms(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (str, list, tuple)):
+        raise ConfigError(f"{name} must be a list of 'c2p' / 'p2c' or a '|'-separated string, got {value!r}")
+    unknown = set(_attention_terms(value)) - {"c2p", "p2c"}
+    if unknown:
+        raise ConfigError(f"{name} may only contain 'c2p' and 'p2c', got {sorted(unknown)}")
+
+
+def text(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+
+
+def _attention_terms(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split("|")
+    return tuple(str(v).strip().lower() for v in value or () if str(v).strip())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The schema
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Field:
+    """One ``config.json`` key a model reads: its default, a one-line doc, and its check."""
+
+    default: Any
+    doc: str
+    check: Check
+
+
+_W2V_CONV = dict(conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2))
+_SEW_CONV = dict(conv_dim=(64, 128, 128, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512),
+                 conv_kernel=(10, 3, 1, 3, 1, 3, 1, 3, 1, 2, 1, 2, 1),
+                 conv_stride=(5, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1))
+
+CONV_FEATURE_ENCODER: dict[str, Field] = {
+    "conv_dim": Field(list(_W2V_CONV["conv_dim"]), "output channels of each feature-encoder conv layer",
+                      integer_list("conv_dim")),
+    "conv_kernel": Field(list(_W2V_CONV["conv_kernel"]), "kernel width of each conv layer", integer_list("conv_kernel")),
+    "conv_stride": Field(list(_W2V_CONV["conv_stride"]), "stride of each conv layer", integer_list("conv_stride")),
+    "conv_bias": Field(False, "whether the feature-encoder convs have a bias", boolean),
+    "feat_extract_norm": Field("group", "'group': GroupNorm on the first conv only; 'layer': LayerNorm after every conv",
+                               one_of("group", "layer")),
+    "feat_extract_activation": Field("gelu", "activation of the conv layers, positional conv and SEW upsample",
+                                     activation_name),
+}
+
+TRANSFORMER: dict[str, Field] = {
+    "hidden_size": Field(768, "transformer width D", integer(1, "hidden_size")),
+    "num_hidden_layers": Field(12, "number of transformer layers", integer(0, "num_hidden_layers")),
+    "num_attention_heads": Field(12, "attention heads per layer (must divide hidden_size)",
+                                 integer(1, "num_attention_heads")),
+    "intermediate_size": Field(3072, "feed-forward inner width", integer(1, "intermediate_size")),
+    "hidden_act": Field("gelu", "feed-forward activation", activation_name),
+    "layer_norm_eps": Field(1e-5, "epsilon of every transformer-side LayerNorm", epsilon),
+    "num_conv_pos_embeddings": Field(128, "kernel width of the positional convolution",
+                                     integer(1, "num_conv_pos_embeddings")),
+    "num_conv_pos_embedding_groups": Field(16, "groups of the positional convolution (must divide hidden_size)",
+                                           integer(1, "hidden_size")),
+}
+
+HEAD: dict[str, Field] = {
+    "use_weighted_layer_sum": Field(False, "classify a softmax-weighted sum of all hidden states (adds layer_weights)",
+                                    boolean),
+    "classifier_proj_size": Field(256, "width of the projector applied before pooling",
+                                  integer(1, "classifier_proj_size")),
+    "problem_type": Field(None, "loss: regression (MSE), single_label_classification (cross entropy), "
+                                "multi_label_classification (BCE); null infers it from num_labels and the labels",
+                          optional(one_of(*PROBLEM_TYPES))),
+    "output_hidden_states": Field(False, "return every hidden state unless forward says otherwise", boolean),
+    "output_attentions": Field(False, "return every attention map unless forward says otherwise", boolean),
+    "tie_last_hidden_states": Field(False, "make the last hidden state the encoder output after a stable model's "
+                                           "final LayerNorm (the transformers 4.x rule; TF checkpoints need it)",
+                                    boolean),
+    "initializer_range": Field(0.02, "standard deviation of the random initialisation of linear layers",
+                               positive_real),
+}
+
+#: Dropouts of the conv/transformer path; SEW-D reads a subset (see :data:`SEW_D_DROPOUT`).
+DROPOUT: dict[str, Field] = {
+    "hidden_dropout": Field(0.1, "dropout on the encoder input and on each residual branch's output",
+                            probability),
+    "attention_dropout": Field(0.1, "dropout on the attention probabilities", probability),
+    "activation_dropout": Field(0.1, "dropout after the feed-forward activation", probability),
+    "feat_proj_dropout": Field(0.0, "dropout after the feature projection", probability),
+}
+
+LAYERDROP: dict[str, Field] = {
+    "layerdrop": Field(0.1, "probability of skipping each transformer layer in training (one torch.rand draw per "
+                            "layer)", probability),
+}
+
+SPEC_AUGMENT: dict[str, Field] = {
+    "apply_spec_augment": Field(True, "apply SpecAugment masking in training", boolean),
+    "mask_time_prob": Field(0.05, "fraction of frames to replace by masked_spec_embed in training (> 0 with "
+                                  "mask_feature_prob > 0 creates masked_spec_embed)", probability),
+    "mask_time_length": Field(10, "frames per time-mask span", integer(1, "mask_length")),
+    "mask_time_min_masks": Field(2, "minimum number of time-mask spans", integer(0, "mask_length")),
+    "mask_feature_prob": Field(0.0, "fraction of hidden channels to zero in training", probability),
+    "mask_feature_length": Field(10, "channels per feature-mask span", integer(1, "mask_length")),
+    "mask_feature_min_masks": Field(0, "minimum number of feature-mask spans", integer(0, "mask_length")),
+}
+
+WAV2VEC2_FAMILY: dict[str, Field] = {
+    "do_stable_layer_norm": Field(False, "pre-LN layers with a final LayerNorm (true) or post-LN layers (false)",
+                                  boolean),
+    "adapter_attn_dim": Field(None, "width of the residual adapter after each stable layer's feed-forward; null: none",
+                              optional(integer(1, "adapter_attn_dim"))),
+}
+
+HUBERT: dict[str, Field] = {
+    "feat_proj_layer_norm": Field(True, "LayerNorm before the feature projection", boolean),
+    "conv_pos_batch_norm": Field(False, "BatchNorm on the positional conv input and no weight norm", boolean),
+}
+
+SQUEEZE: dict[str, Field] = {
+    "squeeze_factor": Field(2, "time downsampling around the transformer (average pool, strided positional conv)",
+                            integer(1, "squeeze_factor")),
+}
+
+#: SEW-D's DeBERTa layers read no ``hidden_dropout`` and no ``layerdrop``: ``activation_dropout`` drops the output of
+#: both residual branches and the relative-position embeddings, ``attention_dropout`` the attention probabilities.
+SEW_D_DROPOUT: dict[str, Field] = {
+    "attention_dropout": DROPOUT["attention_dropout"],
+    "activation_dropout": replace(DROPOUT["activation_dropout"],
+                                  doc="dropout on each residual branch's output and on the position embeddings"),
+    "feat_proj_dropout": DROPOUT["feat_proj_dropout"],
+}
+
+SEW_D: dict[str, Field] = {
+    "feature_layer_norm_eps": Field(1e-5, "epsilon of the LayerNorm after the conv feature encoder", epsilon),
+    "max_position_embeddings": Field(512, "relative distance range when max_relative_positions < 1",
+                                     integer(1, "max_position_embeddings")),
+    "max_relative_positions": Field(-1, "relative distance range; < 1 means max_position_embeddings",
+                                    integer(-1, "max_position_embeddings")),
+    "position_buckets": Field(256, "log-bucketed relative positions when > 0 (the embedding table has 2x rows)",
+                              integer(-1, "position_buckets")),
+    "relative_attention": Field(True, "add relative-position terms to the attention scores", boolean),
+    "pos_att_type": Field(["p2c", "c2p"], "relative-position terms: c2p (content to position), p2c (position to "
+                                          "content)", attention_terms),
+    "share_att_key": Field(True, "position terms reuse the query/key projections", boolean),
+    "norm_rel_ebd": Field("layer_norm", "'layer_norm' normalises the relative-position embeddings", text),
+}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What one ``model_type`` reads: its checkpoint key prefix and its declared fields (with its defaults)."""
+
+    model_type: str
+    base_prefix: str
+    fields: Mapping[str, Field] = field(default_factory=dict)
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(model_type: str, base_prefix: str, *groups: Mapping[str, Field],
+                          **defaults: Any) -> Architecture:
+    """Declare ``model_type``: the union of field ``groups``, with ``defaults`` overriding their defaults."""
+    fields: dict[str, Field] = {}
+    for group in groups:
+        fields.update(group)
+    unknown = set(defaults) - set(fields)
+    if unknown:
+        raise ValueError(f"defaults for undeclared fields of {model_type}: {sorted(unknown)}")
+    for name, value in defaults.items():
+        fields[name] = replace(fields[name], default=value)
+    ARCHITECTURES[model_type] = Architecture(model_type, base_prefix, fields)
+    return ARCHITECTURES[model_type]
+
+
+_BASE = (CONV_FEATURE_ENCODER, TRANSFORMER, HEAD)
+register_architecture("wav2vec2", "wav2vec2", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY)
+register_architecture("hubert", "hubert", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY, HUBERT)
+register_architecture("sew", "sew", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, SQUEEZE,
+                      **{k: list(v) for k, v in _SEW_CONV.items()})
+register_architecture("sew-d", "sew_d", *_BASE, SEW_D_DROPOUT, SPEC_AUGMENT, SQUEEZE, SEW_D,
+                      **{k: list(v) for k, v in _SEW_CONV.items()}, hidden_act="gelu_python", layer_norm_eps=1e-7)
+register_architecture("unispeech", "unispeech", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY)
+register_architecture("unispeech-sat", "unispeech_sat", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY)
+
+#: model_type -> the attribute (and checkpoint key prefix) holding the base model.
+BASE_PREFIXES: dict[str, str] = {name: spec.base_prefix for name, spec in ARCHITECTURES.items()}
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(ARCHITECTURES)
 
 
 def _label_dicts(raw: Mapping[str, Any]) -> tuple[dict[int, str], dict[str, int]]:
@@ -108,11 +341,13 @@ def _label_dicts(raw: Mapping[str, Any]) -> tuple[dict[int, str], dict[str, int]
             raise ConfigError(f"id2label keys must be integers, got {list(dict(id2label))[:3]}") from None
     else:
         num_labels = raw.get("num_labels", 2)
-        if not isinstance(num_labels, int) or num_labels < 1:
-            raise ConfigError(f"num_labels must be a positive integer, got {num_labels!r}")
+        integer(1, "num_labels")("num_labels", num_labels)
         id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+    if len(id2label) > SIZE_LIMITS["num_labels"]:
+        raise ConfigError(f"{len(id2label)} labels exceed the limit {SIZE_LIMITS['num_labels']} "
+                          "(audioclf.config.SIZE_LIMITS['num_labels'])")
     if sorted(id2label) != list(range(len(id2label))):
-        raise ConfigError(f"id2label keys must be 0..{len(id2label) - 1}, got {sorted(id2label)}")
+        raise ConfigError(f"id2label keys must be 0..{len(id2label) - 1}, got {sorted(id2label)[:8]}")
     label2id = raw.get("label2id")
     if label2id:
         try:
@@ -127,27 +362,40 @@ def _label_dicts(raw: Mapping[str, Any]) -> tuple[dict[int, str], dict[str, int]
 class ModelConfig:
     """Hyper-parameters of one classifier, readable from and writable to ``config.json``.
 
-    Attributes are plain instance attributes (``config.hidden_size``); every key of the source json is kept, known
-    or not. ``num_labels`` is derived from ``id2label``; assigning it regenerates ``LABEL_i`` names.
+    Every field its architecture declares is an attribute (``config.hidden_size``), filled with the architecture's
+    default when the source leaves it out; every other key of the source is kept as an attribute too and written
+    back. ``num_labels`` is derived from ``id2label``; assigning it regenerates ``LABEL_i`` names. Call
+    :meth:`validate` after changing attributes.
     """
 
     def __init__(self, model_type: str = "wav2vec2", **kwargs: Any) -> None:
-        if model_type not in _TYPE_DEFAULTS:
+        if model_type not in ARCHITECTURES:
             raise ConfigError(
                 f"unsupported model_type {model_type!r}; supported types: {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
-        values: dict[str, Any] = {**copy.deepcopy(_COMMON_DEFAULTS), **copy.deepcopy(_TYPE_DEFAULTS[model_type])}
+        values = {name: copy.deepcopy(spec.default) for name, spec in ARCHITECTURES[model_type].fields.items()}
         values.update(kwargs)
         id2label, label2id = _label_dicts(values)
         values.pop("num_labels", None)
-        values["num_feat_extract_layers"] = len(values["conv_dim"]) if isinstance(values.get("conv_dim"), (list, tuple)) else 0
+        conv_dim = values.get("conv_dim")
+        values["num_feat_extract_layers"] = len(conv_dim) if isinstance(conv_dim, (list, tuple)) else 0
         values["id2label"], values["label2id"] = id2label, label2id
         object.__setattr__(self, "model_type", model_type)
         for key, value in values.items():
             object.__setattr__(self, key, value)
         self.validate()
 
-    # -- labels ---------------------------------------------------------------------------------------------------
+    # -- schema -------------------------------------------------------------------------------------------------------
+    @property
+    def architecture(self) -> Architecture:
+        return ARCHITECTURES[self.model_type]
+
+    @classmethod
+    def fields(cls, model_type: str) -> Mapping[str, Field]:
+        """The declared fields of ``model_type``: name -> :class:`Field` (default, doc, check)."""
+        return ARCHITECTURES[model_type].fields
+
+    # -- labels -------------------------------------------------------------------------------------------------------
     @property
     def num_labels(self) -> int:
         return len(self.id2label)
@@ -163,74 +411,45 @@ class ModelConfig:
             object.__setattr__(self, "label2id", label2id)
         object.__setattr__(self, key, value)
 
-    # -- derived facts used by the models -------------------------------------------------------------------------
+    # -- derived facts used by the models -----------------------------------------------------------------------------
     @property
     def base_prefix(self) -> str:
         """Attribute name and checkpoint key prefix of the base model (``sew_d`` for ``sew-d``)."""
-        return BASE_PREFIXES[self.model_type]
-
-    @property
-    def uses_squeeze(self) -> bool:
-        return self.model_type in ("sew", "sew-d")
-
-    @property
-    def has_masked_spec_embed(self) -> bool:
-        """Whether checkpoints of this config carry ``masked_spec_embed`` (unused at inference)."""
-        return self.model_type == "unispeech-sat" or self.mask_time_prob > 0 or self.mask_feature_prob > 0
+        return self.architecture.base_prefix
 
     @property
     def position_attention_types(self) -> tuple[str, ...]:
         """SEW-D ``pos_att_type`` as a tuple of lower-case names (accepts ``"p2c|c2p"`` strings)."""
-        value = getattr(self, "pos_att_type", None) or ()
-        if isinstance(value, str):
-            value = value.split("|")
-        return tuple(str(v).strip().lower() for v in value if str(v).strip())
+        return _attention_terms(self.pos_att_type)
+
+    @property
+    def max_relative_distance(self) -> int:
+        """SEW-D relative distance range: ``max_relative_positions``, or ``max_position_embeddings`` when < 1."""
+        return self.max_relative_positions if self.max_relative_positions >= 1 else self.max_position_embeddings
 
     # -- validation ---------------------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ConfigError` (one line) if the config cannot describe a working classifier."""
-        for name in ("conv_dim", "conv_kernel", "conv_stride"):
-            value = getattr(self, name)
-            if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ConfigError(f"{name} must be a non-empty list of positive integers, got {value!r}")
+        for name, spec in self.architecture.fields.items():
+            spec.check(name, getattr(self, name))
         if not len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride):
             raise ConfigError(
                 "conv_dim, conv_kernel and conv_stride must have the same length, got "
                 f"{len(self.conv_dim)}, {len(self.conv_kernel)} and {len(self.conv_stride)}"
             )
-        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "num_conv_pos_embeddings", "num_conv_pos_embedding_groups", "classifier_proj_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "num_hidden_layers" else 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"
-            )
-        if self.hidden_size % self.num_conv_pos_embedding_groups:
-            raise ConfigError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_conv_pos_embedding_groups "
-                f"({self.num_conv_pos_embedding_groups})"
-            )
-        if self.feat_extract_norm not in ("group", "layer"):
-            raise ConfigError(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
-        for name in ("hidden_act", "feat_extract_activation"):
-            if getattr(self, name) not in ACTIVATIONS:
-                raise ConfigError(f"unsupported {name} {getattr(self, name)!r}; supported: {', '.join(sorted(ACTIVATIONS))}")
+        for divisor in ("num_attention_heads", "num_conv_pos_embedding_groups"):
+            if self.hidden_size % getattr(self, divisor):
+                raise ConfigError(f"hidden_size ({self.hidden_size}) must be divisible by {divisor} "
+                                  f"({getattr(self, divisor)})")
+        weights = self.num_hidden_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.intermediate_size)
+        if weights > SIZE_LIMITS["transformer_parameters"]:
+            raise ConfigError(f"the transformer layers would hold {weights:.3g} weights, more than the limit "
+                              f"{SIZE_LIMITS['transformer_parameters']:.3g} "
+                              "(audioclf.config.SIZE_LIMITS['transformer_parameters'])")
         if getattr(self, "add_adapter", False):
             raise ConfigError("add_adapter=true is not supported by audio classifiers (the adapter changes the frame rate)")
-        if self.uses_squeeze:
-            if not isinstance(self.squeeze_factor, int) or self.squeeze_factor < 1:
-                raise ConfigError(f"squeeze_factor must be a positive integer, got {self.squeeze_factor!r}")
-        if self.model_type == "sew-d":
-            unknown = set(self.position_attention_types) - {"c2p", "p2c"}
-            if unknown:
-                raise ConfigError(f"pos_att_type may only contain 'c2p' and 'p2c', got {sorted(unknown)}")
-            if (getattr(self, "conv_kernel_size", 0) or 0) > 0:
-                raise ConfigError("SEW-D conv_kernel_size > 0 (a DeBERTa convolution layer) is not supported")
-        adapter = getattr(self, "adapter_attn_dim", None)
-        if adapter is not None and (not isinstance(adapter, int) or adapter < 1):
-            raise ConfigError(f"adapter_attn_dim must be a positive integer or null, got {adapter!r}")
+        if (getattr(self, "conv_kernel_size", 0) or 0) > 0:
+            raise ConfigError("SEW-D conv_kernel_size > 0 (a DeBERTa convolution layer) is not supported")
 
     # -- (de)serialisation --------------------------------------------------------------------------------------------
     @classmethod

@@ -35,6 +35,11 @@ class ConfigError(AudioclfError, ValueError):
     """A config.json that cannot describe a supported model."""
 
 
+class ModelError(AudioclfError, RuntimeError):
+    """A model asked for something it cannot do: training a model optimized for inference, SpecAugment spans longer
+    than the input."""
+
+
 class CheckpointError(AudioclfError, OSError):
     """Weights that are missing, unreadable or do not fit the model."""
 

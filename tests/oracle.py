@@ -118,3 +118,13 @@ def scaled_max_diff(ours: torch.Tensor, reference: torch.Tensor) -> float:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def ours_like(reference):
+    """Our classifier with the reference's config and weights (a strict state-dict load), in eval mode."""
+    from audioclf.config import ModelConfig
+    from audioclf.models import build_model
+
+    model = build_model(ModelConfig.from_dict(reference.config.to_dict()))
+    model.load_state_dict(reference.state_dict(), strict=True)
+    return model

@@ -12,7 +12,7 @@ from audioclf.config import SUPPORTED_MODEL_TYPES, ModelConfig
 from audioclf.errors import ConfigError
 from oracle import reference_classes
 
-CONFIG_DIRS = sorted(p for p in (Path(__file__).parent / "data" / "configs").iterdir() if p.is_dir())
+CONFIG_DIRS = sorted(p for p in (Path(__file__).parent / "data" / "configs").iterdir() if (p / "config.json").is_file())
 
 # Fields that change the forward pass or the state dict.
 FORWARD_FIELDS = (
@@ -34,6 +34,10 @@ def _normalise(value):
     return value
 
 
+#: declared fields the reference config classes do not declare (their models read them with a fallback)
+READ_WITH_FALLBACK = {"tie_last_hidden_states", "adapter_attn_dim", "max_relative_positions"}
+
+
 @pytest.mark.parametrize("model_type", SUPPORTED_MODEL_TYPES)
 def test_defaults_equal_transformers(model_type):
     reference = reference_classes(model_type)[0]()
@@ -41,6 +45,59 @@ def test_defaults_equal_transformers(model_type):
     for field in FORWARD_FIELDS:
         if hasattr(reference, field):
             assert _normalise(getattr(ours, field)) == _normalise(getattr(reference, field)), field
+    for field in ModelConfig.fields(model_type):  # every declared field, dropouts and SpecAugment included
+        if hasattr(reference, field):
+            assert _normalise(getattr(ours, field)) == _normalise(getattr(reference, field)), field
+        else:
+            assert field in READ_WITH_FALLBACK, field
+
+
+@pytest.mark.parametrize("model_type", SUPPORTED_MODEL_TYPES)
+def test_models_read_exactly_the_declared_fields(model_type):
+    """Building, training and running a model reads every declared field and no undeclared one (besides the
+    identity: model_type, labels and the derived properties)."""
+    import torch
+
+    from audioclf.models import model_class
+
+    read: set[str] = set()
+
+    class Recording(ModelConfig):
+        def __getattribute__(self, name):
+            if not name.startswith("_"):
+                read.add(name)
+            return super().__getattribute__(name)
+
+    config = ModelConfig(model_type, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=20,
+                         conv_dim=[16, 16], conv_kernel=[10, 3], conv_stride=[5, 2], num_conv_pos_embeddings=6,
+                         num_conv_pos_embedding_groups=2, num_labels=3, mask_time_prob=0.2, mask_time_length=2,
+                         mask_feature_prob=0.2, mask_feature_length=2)
+    config.__class__ = Recording
+    model = model_class(model_type)(config)
+    values, mask = torch.randn(2, 3000), torch.ones(2, 3000, dtype=torch.long)
+    mask[1, 2000:] = 0
+    model.train()
+    model(values, mask, labels=torch.tensor([0, 2])).loss.backward()
+    model.eval()
+    model(values, output_hidden_states=True)
+    identity = {"model_type", "architecture", "base_prefix", "num_labels", "id2label", "position_attention_types",
+                "max_relative_distance"}
+    assert read - identity == set(ModelConfig.fields(model_type))
+
+
+@pytest.mark.parametrize("model_type", SUPPORTED_MODEL_TYPES)
+def test_every_field_is_documented_and_its_default_valid(model_type):
+    for name, field in ModelConfig.fields(model_type).items():
+        assert field.doc and "\n" not in field.doc, name
+        field.check(name, field.default)
+
+
+def test_sew_d_declares_only_the_regularisers_it_reads():
+    fields = ModelConfig.fields("sew-d")
+    assert "layerdrop" not in fields and "hidden_dropout" not in fields
+    assert {"attention_dropout", "activation_dropout", "feat_proj_dropout", "mask_time_prob"} <= set(fields)
+    config = ModelConfig("sew-d", layerdrop=0.3, hidden_dropout=0.2)  # kept as they are, and written back
+    assert config.to_dict()["layerdrop"] == 0.3 and config.to_dict()["hidden_dropout"] == 0.2
 
 
 @pytest.mark.parametrize("directory", CONFIG_DIRS, ids=[p.name for p in CONFIG_DIRS])
@@ -121,3 +178,72 @@ def test_num_labels_override_regenerates_labels(tmp_path):
     config = audioclf.AutoConfig.from_pretrained(
         Path(__file__).parent / "data" / "configs" / "superb__hubert-large-superb-er", num_labels=3)
     assert config.num_labels == 3 and config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
+
+
+@pytest.mark.parametrize("change,needle", [
+    (dict(hidden_dropout=1.5), "hidden_dropout must be a number in [0, 1]"),
+    (dict(attention_dropout=-0.1), "attention_dropout"),
+    (dict(layerdrop=float("nan")), "layerdrop"),
+    (dict(activation_dropout="0.1"), "activation_dropout"),
+    (dict(mask_time_prob=2), "mask_time_prob"),
+    (dict(mask_time_length=0), "mask_time_length must be an integer >= 1"),
+    (dict(mask_feature_min_masks=-1), "mask_feature_min_masks"),
+    (dict(apply_spec_augment="yes"), "apply_spec_augment must be true or false"),
+    (dict(layer_norm_eps=0.0), "layer_norm_eps"),
+    (dict(layer_norm_eps=float("inf")), "layer_norm_eps"),
+    (dict(initializer_range=-1.0), "initializer_range"),
+    (dict(num_hidden_layers=100_000), "exceeds the limit 256"),
+    (dict(hidden_size=1_000_000, num_attention_heads=1, num_conv_pos_embedding_groups=1), "hidden_size"),
+    (dict(intermediate_size=10**9), "intermediate_size"),
+    (dict(conv_dim=[10**9] * 7), "conv_dim holds 1000000000"),
+    (dict(conv_dim=[8] * 100, conv_kernel=[2] * 100, conv_stride=[1] * 100), "100 entries"),
+    (dict(num_labels=10**7), "num_labels"),
+    (dict(hidden_size=8192, num_attention_heads=64, num_hidden_layers=256, intermediate_size=65536,
+          num_conv_pos_embedding_groups=16), "transformer layers would hold"),
+    (dict(num_hidden_layers=True), "num_hidden_layers"),
+    (dict(problem_type="ranking"), "problem_type"),
+    (dict(adapter_attn_dim=0), "adapter_attn_dim"),
+])
+def test_limits_and_types_are_checked(change, needle):
+    with pytest.raises(ConfigError) as error:
+        ModelConfig(model_type="wav2vec2", **change)
+    assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("model_type,change,needle", [
+    ("sew-d", dict(position_buckets=10**6), "position_buckets"),
+    ("sew-d", dict(max_position_embeddings=0), "max_position_embeddings"),
+    ("sew-d", dict(pos_att_type=7), "pos_att_type"),
+    ("sew", dict(squeeze_factor=0), "squeeze_factor"),
+    ("hubert", dict(conv_pos_batch_norm=1), "conv_pos_batch_norm"),
+])
+def test_architecture_fields_are_checked(model_type, change, needle):
+    with pytest.raises(ConfigError, match=needle):
+        ModelConfig(model_type=model_type, **change)
+
+
+def test_size_limits_can_be_raised(monkeypatch):
+    from audioclf import config as config_module
+
+    with pytest.raises(ConfigError, match="num_hidden_layers"):
+        ModelConfig("wav2vec2", num_hidden_layers=300, hidden_size=16, num_attention_heads=2,
+                    num_conv_pos_embedding_groups=2)
+    monkeypatch.setitem(config_module.SIZE_LIMITS, "num_hidden_layers", 512)
+    assert ModelConfig("wav2vec2", num_hidden_layers=300, hidden_size=16, num_attention_heads=2,
+                       num_conv_pos_embedding_groups=2).num_hidden_layers == 300
+
+
+def test_hostile_config_file_fails_before_any_allocation(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "hubert", "hidden_size": 2**20,
+                                                      "num_attention_heads": 1, "num_conv_pos_embedding_groups": 1}))
+    with pytest.raises(ConfigError, match="hidden_size"):
+        audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("directory", CONFIG_DIRS, ids=[p.name for p in CONFIG_DIRS])
+def test_real_configs_fit_well_inside_the_limits(directory, monkeypatch):
+    from audioclf import config as config_module
+
+    for key, value in config_module.SIZE_LIMITS.items():
+        monkeypatch.setitem(config_module.SIZE_LIMITS, key, value // 4)
+    audioclf.AutoConfig.from_pretrained(directory / "config.json")

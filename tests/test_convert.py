@@ -159,3 +159,28 @@ def test_convert_without_from_tf_is_a_usage_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "audioclf", "convert", str(TF / "w2v2_cls_group" / "h5"), "-o",
                              str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 2 and "--from-tf" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["h5", "ckpt", "v1"])
+def test_convert_keeps_the_trained_masked_spec_embed(fmt, tmp_path):
+    """A TF checkpoint's SpecAugment vector survives conversion: the value TensorFlow stored in tf_model.h5."""
+    import h5py
+    from safetensors.torch import load_file
+
+    from audioclf.convert import convert_tf_checkpoint
+
+    with h5py.File(TF / "w2v2_cls_group" / "h5" / "tf_model.h5", "r") as handle:
+        stored = []
+        handle.visititems(lambda name, item: stored.append(np.asarray(item)) if name.endswith("/masked_spec_embed:0")
+                          else None)
+    assert len(stored) == 1
+    summary = convert_tf_checkpoint(TF / "w2v2_cls_group" / fmt, tmp_path / "converted")
+    assert "wav2vec2.masked_spec_embed" not in summary.absent
+    converted = load_file(str(tmp_path / "converted" / "model.safetensors"))
+    assert np.array_equal(converted["wav2vec2.masked_spec_embed"].numpy(), stored[0])
+    model, info = audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path / "converted",
+                                                                           output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert np.array_equal(model.wav2vec2.masked_spec_embed.detach().numpy(), stored[0])
+    direct = audioclf.AutoModelForAudioClassification.from_pretrained(TF / "w2v2_cls_group" / fmt, from_tf=True)
+    assert np.array_equal(direct.wav2vec2.masked_spec_embed.detach().numpy(), stored[0])

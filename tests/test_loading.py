@@ -63,6 +63,24 @@ def test_bare_base_model_loads_into_classifier(model_type, tmp_path, capfd):
             assert torch.equal(ours[key], value), key
 
 
+@pytest.mark.parametrize("model_type,overrides", [("wav2vec2", {}), ("unispeech-sat", dict(mask_time_prob=0.0)),
+                                                  ("sew-d", dict(mask_feature_prob=0.2))])
+def test_masked_spec_embed_is_loaded_not_dropped(model_type, overrides, tmp_path):
+    reference = build_reference(model_type, **overrides)
+    key = f"{reference.base_model_prefix}.masked_spec_embed"
+    save_reference(reference, tmp_path)
+    model, info = Auto.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert torch.equal(model.state_dict()[key], reference.state_dict()[key])
+    # a checkpoint without it (saved from a config that masks nothing) leaves it initialised in [0, 1)
+    state = {k: v.contiguous() for k, v in reference.state_dict().items() if k != key}
+    save_file(state, str(tmp_path / "model.safetensors"))
+    model, info = Auto.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == [key]
+    loaded = model.state_dict()[key]
+    assert ((loaded >= 0) & (loaded < 1)).all() and not torch.equal(loaded, reference.state_dict()[key])
+
+
 def test_prefixed_keys_and_pretraining_extras(tmp_path):
     reference = build_reference("wav2vec2")
     reference.config.save_pretrained(tmp_path)
@@ -170,7 +188,7 @@ def test_training_backward_works():
     config = audioclf.AutoConfig.for_model("wav2vec2", hidden_size=16, num_attention_heads=2, intermediate_size=20,
                                            num_hidden_layers=1, conv_dim=[16, 16], conv_kernel=[10, 3],
                                            conv_stride=[5, 2], num_conv_pos_embeddings=5,
-                                           num_conv_pos_embedding_groups=2, feat_extract_norm="layer")
+                                           num_conv_pos_embedding_groups=2, feat_extract_norm="layer", layerdrop=0.0)
     model = Auto.from_config(config).train()
     loss = model(torch.randn(2, 2000)).logits.logsumexp(-1).sum()
     loss.backward()

@@ -1,13 +1,9 @@
 """Putting a checkpoint's tensors into a model: key normalisation, the loading report, and its rules.
 
-Key normalisation (what ``transformers`` 5.x accepts, applied per key):
-* legacy weight norm ``…weight_g`` / ``…weight_v`` → ``…parametrizations.weight.original0`` / ``original1``;
-* ``LayerNorm.gamma`` / ``LayerNorm.beta`` → ``LayerNorm.weight`` / ``LayerNorm.bias`` (only modules named
-  ``LayerNorm``; a ``layer_norm.gamma`` is not renamed);
-* the base-model prefix is stripped when the stripped key exists in the model, or added when that exists, so bare
-  base-model checkpoints load into the classifier.
-Keys the model has no use for (pre-training heads, ``masked_spec_embed``, CTC ``lm_head``) are reported as unexpected
-and dropped. Missing head parameters keep their random initialisation and are named in a warning.
+Keys are normalised by the rules of :mod:`audioclf.checkpoints.keys` (legacy weight-norm and ``LayerNorm.gamma``
+names, base-model prefix added or stripped). Keys the model has no use for (pre-training heads, CTC ``lm_head``,
+``masked_spec_embed`` when the config does not mask) are reported as unexpected and dropped. Missing head parameters
+keep their random initialisation and are named in a warning.
 """
 
 from __future__ import annotations
@@ -18,14 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from audioclf.checkpoints.keys import is_head_key, normalise_keys
 from audioclf.errors import CheckpointError
-
-_RENAMES = (
-    (".weight_g", ".parametrizations.weight.original0"),
-    (".weight_v", ".parametrizations.weight.original1"),
-    ("LayerNorm.gamma", "LayerNorm.weight"),
-    ("LayerNorm.beta", "LayerNorm.bias"),
-)
 
 
 @dataclass
@@ -46,30 +36,8 @@ class LoadingReport:
         }
 
 
-def rename_legacy_key(key: str) -> str:
-    for old, new in _RENAMES:
-        if key.endswith(old):
-            return key[: -len(old)] + new
-    return key
-
-
-def normalise_keys(state: dict[str, torch.Tensor], model_keys: set[str], prefix: str) -> dict[str, torch.Tensor]:
-    """Rename checkpoint keys to the model's names (legacy names, base prefix added or stripped)."""
-    renamed: dict[str, torch.Tensor] = {}
-    dotted = prefix + "."
-    for key, value in state.items():
-        key = rename_legacy_key(key)
-        if key not in model_keys:
-            if key.startswith(dotted) and key[len(dotted):] in model_keys:
-                key = key[len(dotted):]
-            elif dotted + key in model_keys:
-                key = dotted + key
-        renamed[key] = value
-    return renamed
-
-
 def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, prefix: str,
-                         ignore_mismatched_sizes: bool = False, is_head=lambda key: False,
+                         ignore_mismatched_sizes: bool = False, is_head=is_head_key,
                          source: str = "checkpoint", dtype: torch.dtype = torch.float32,
                          initialise=None) -> LoadingReport:
     """Put ``state`` into ``model`` (in place) and report missing / unexpected / mismatched keys.

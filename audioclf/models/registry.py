@@ -6,7 +6,7 @@ import importlib
 
 from audioclf.config import SUPPORTED_MODEL_TYPES, ModelConfig
 from audioclf.errors import ConfigError
-from audioclf.models.head import AudioClassifier
+from audioclf.models.classifier import AudioClassifier
 
 _CLASSES: dict[str, tuple[str, str]] = {
     "wav2vec2": ("audioclf.models.wav2vec2", "Wav2Vec2ForSequenceClassification"),

@@ -3,6 +3,11 @@
 Attention scores add to the content term ``q·kᵀ`` a content-to-position term (``c2p``: queries against projected
 relative-position embeddings) and a position-to-content term (``p2c``: keys against them), all divided by
 ``sqrt(head_dim · (1 + #terms))``. Relative distances are log-bucketed beyond ``position_buckets // 2``.
+
+Regularisation follows the reference implementation: ``activation_dropout`` on both residual branches' outputs and
+(in every layer) on the relative-position embeddings, ``attention_dropout`` on the attention probabilities; no
+``hidden_dropout`` and no LayerDrop. The two DeBERTa dropouts draw a Bernoulli keep-mask (:class:`BernoulliDropout`),
+as the reference does on every device.
 """
 
 from __future__ import annotations
@@ -10,12 +15,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from audioclf.config import ModelConfig
-from audioclf.models.blocks import activation
-from audioclf.models.head import AudioClassifier
+from audioclf.models.blocks import EncoderOutput, LayerStack, activation, key_padding_mask
+from audioclf.models.classifier import AudioClassifier
 from audioclf.models.squeeze import SqueezedEncoder, SqueezedSpeechModel
 
 
@@ -38,6 +42,31 @@ def relative_positions(length: int, buckets: int, max_position: int, device=None
     return relative.long()
 
 
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis of ``scores`` ``[B, H, T, T]`` with masked keys (key mask ``[B, 1, 1, T]``, False =
+    masked) filled with the dtype's minimum before and set to 0 after."""
+    if mask is None:
+        return scores.softmax(dim=-1)
+    return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1).masked_fill(~mask, 0.0)
+
+
+class BernoulliDropout(nn.Module):
+    """Dropout that draws its keep-mask with ``bernoulli_(1 - p)`` on a tensor shaped like the input and scales
+    kept values by ``1 / (1 - p)``: the draw DeBERTa's reference dropout makes on every device."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p >= 1:
+            return torch.zeros_like(x)
+        dropped = torch.empty_like(x).bernoulli_(1 - self.p) == 0
+        return x.masked_fill(dropped, 0.0) * (1.0 / (1 - self.p))
+
+
 class DisentangledSelfAttention(nn.Module):
     """Content + relative-position attention: ``[B, T, D] -> [B, T, D]`` (keys ``query_proj``, ``key_proj``,
     ``value_proj``; ``pos_key_proj`` / ``pos_query_proj`` when ``share_att_key`` is false)."""
@@ -51,43 +80,40 @@ class DisentangledSelfAttention(nn.Module):
         self.key_proj = nn.Linear(width, width)
         self.value_proj = nn.Linear(width, width)
         self.terms = config.position_attention_types
-        self.relative = bool(getattr(config, "relative_attention", False))
-        self.share_keys = bool(getattr(config, "share_att_key", False))
+        self.relative = config.relative_attention
+        self.share_keys = config.share_att_key
         if self.relative and not self.share_keys:
             if "c2p" in self.terms:
                 self.pos_key_proj = nn.Linear(width, width)
             if "p2c" in self.terms:
                 self.pos_query_proj = nn.Linear(width, width)
         self.scale = math.sqrt(self.head_dim * (1 + len(self.terms)))
+        self.pos_dropout = BernoulliDropout(config.activation_dropout)
+        self.dropout = BernoulliDropout(config.attention_dropout)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, T, D] -> [B, H, T, d]``."""
         return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
     def position_projections(self, rel_embeddings: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Keys and queries of the relative-position embeddings ``[2S, D]`` -> ``[1, H, 2S, d]`` each (or None)."""
+        """Keys (for c2p) and queries (for p2c) of the position embeddings ``[2S, D]`` -> ``[1, H, 2S, d]`` each, or
+        None for a term not in use."""
         embeddings = rel_embeddings[None]
         position_keys = position_queries = None
         if "c2p" in self.terms:
             projection = self.key_proj if self.share_keys else self.pos_key_proj
-            position_keys = self._heads(projection(embeddings))
+            position_keys = self.split_heads(projection(embeddings))
         if "p2c" in self.terms:
             projection = self.query_proj if self.share_keys else self.pos_query_proj
-            position_queries = self._heads(projection(embeddings))
+            position_queries = self.split_heads(projection(embeddings))
         return position_keys, position_queries
 
-    def cache_position_projections(self, rel_embeddings: torch.Tensor | None) -> None:
-        """Project the (fixed) position embeddings once; forward then reuses them instead of recomputing."""
-        self._cached_positions = (self.position_projections(rel_embeddings)
-                                  if self.relative and self.terms and rel_embeddings is not None else None)
-
     def position_bias(self, q: torch.Tensor, k: torch.Tensor, relative: torch.Tensor,
-                      rel_embeddings: torch.Tensor) -> torch.Tensor:
-        """c2p + p2c scores ``[B, H, T, T]``, already divided by the scale."""
+                      projections: tuple[torch.Tensor | None, torch.Tensor | None], span: int) -> torch.Tensor:
+        """c2p + p2c scores ``[B, H, T, T]`` (divided by the scale) from queries and keys ``[B, H, T, d]``,
+        relative positions ``[T, T]`` and the position projections of :meth:`position_projections`."""
         batch, _, length, _ = q.shape
-        span = rel_embeddings.shape[0] // 2
-        cached = getattr(self, "_cached_positions", None)
-        position_keys, position_queries = cached if cached is not None else self.position_projections(rel_embeddings)
+        position_keys, position_queries = projections
         index_shape = (batch, self.num_heads, length, length)
         bias = q.new_zeros(())
         if position_keys is not None:
@@ -101,47 +127,35 @@ class DisentangledSelfAttention(nn.Module):
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, relative: torch.Tensor | None,
                 rel_embeddings: torch.Tensor | None,
                 output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``mask`` boolean ``[B, T]`` (valid keys) or None; ``relative`` ``[T, T]`` positions; returns the context
-        ``[B, T, D]`` and, if asked, the probabilities ``[B, H, T, T]`` (masked keys get probability 0)."""
+        """``hidden`` ``[B, T, D]``; key ``mask`` ``[B, 1, 1, T]`` or None; ``relative`` ``[T, T]`` positions;
+        ``rel_embeddings`` ``[2S, D]``. Returns the context ``[B, T, D]`` and, if asked, the probabilities
+        ``[B, H, T, T]`` (masked keys get probability 0)."""
         batch, length, width = hidden.shape
-        q = self._heads(self.query_proj(hidden))
-        k = self._heads(self.key_proj(hidden))
-        v = self._heads(self.value_proj(hidden))
-        bias = None
-        if self.relative and self.terms:
-            bias = self.position_bias(q, k, relative, rel_embeddings)
-        padded = ~mask[:, None, None, :] if mask is not None else None
-        probs = None
-        if output_attentions:
-            scores = torch.matmul(q, k.transpose(-1, -2) / self.scale)
-            if bias is not None:
-                scores = scores + bias
-            if padded is not None:
-                scores = scores.masked_fill(padded, torch.finfo(scores.dtype).min)
-            probs = scores.softmax(dim=-1)
-            if padded is not None:
-                probs = probs.masked_fill(padded, 0.0)
-            context = torch.matmul(probs, v)
-        else:
-            # the position terms enter SDPA as an additive bias; padded keys as the dtype's minimum
-            if padded is not None:
-                fill = torch.zeros((), dtype=q.dtype, device=q.device)
-                bias = (fill if bias is None else bias).masked_fill(padded, torch.finfo(q.dtype).min)
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0 / self.scale)
-        context = context.transpose(1, 2).reshape(batch, length, width)
-        return context, probs
+        q = self.split_heads(self.query_proj(hidden))
+        k = self.split_heads(self.key_proj(hidden))
+        v = self.split_heads(self.value_proj(hidden))
+        scores = torch.matmul(q, k.transpose(-1, -2) / self.scale)
+        if self.relative:
+            embeddings = self.pos_dropout(rel_embeddings)
+            if self.terms:
+                projections = self.position_projections(embeddings)
+                scores = scores + self.position_bias(q, k, relative, projections, embeddings.shape[0] // 2)
+        probs = self.dropout(masked_softmax(scores, mask))
+        context = torch.matmul(probs, v).transpose(1, 2).reshape(batch, length, width)
+        return context, probs if output_attentions else None
 
 
 class ResidualNorm(nn.Module):
-    """``LayerNorm(dense(x) + residual)`` (keys ``dense``, ``LayerNorm``)."""
+    """``LayerNorm(drop(dense(x)) + residual)`` (keys ``dense``, ``LayerNorm``); ``drop`` is ``activation_dropout``."""
 
     def __init__(self, in_features: int, config: ModelConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(in_features, config.hidden_size)
+        self.dropout = nn.Dropout(config.activation_dropout)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(x) + residual)
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
 
 
 class DisentangledAttention(nn.Module):
@@ -154,6 +168,8 @@ class DisentangledAttention(nn.Module):
 
 
 class Intermediate(nn.Module):
+    """``act(Linear(D, I))`` (key ``dense``)."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
@@ -186,22 +202,23 @@ class DisentangledEncoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.layer = nn.ModuleList(DisentangledLayer(config) for _ in range(config.num_hidden_layers))
-        self.relative = bool(getattr(config, "relative_attention", False))
-        max_relative = getattr(config, "max_relative_positions", -1) or -1
-        self.max_relative = max_relative if max_relative >= 1 else config.max_position_embeddings
-        self.buckets = getattr(config, "position_buckets", -1) or -1
+        self.relative = config.relative_attention
+        self.max_relative = config.max_relative_distance
+        self.buckets = config.position_buckets
         self.span = self.buckets if self.buckets > 0 else self.max_relative
         if self.relative:
             # given storage, not drawn: nn.Embedding's own random fill is skipped (it would be wasted on the meta
             # device and imports torch's compiler stack there); the model initialises or loads it
             self.rel_embeddings = nn.Embedding(2 * self.span, config.hidden_size,
                                                _weight=torch.empty(2 * self.span, config.hidden_size))
-        norm_kinds = [part.strip() for part in str(getattr(config, "norm_rel_ebd", "none")).lower().split("|")]
+        norm_kinds = [part.strip() for part in config.norm_rel_ebd.lower().split("|")]
         self.LayerNorm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
                           if "layer_norm" in norm_kinds else None)
+        self.stack = LayerStack()
 
     def relative_embeddings(self) -> torch.Tensor | None:
-        """``[2S, D]`` position embeddings, LayerNorm'd when ``norm_rel_ebd`` asks for it."""
+        """``[2S, D]`` position embeddings, LayerNorm'd when ``norm_rel_ebd`` asks for it (None without relative
+        attention)."""
         if not self.relative:
             return None
         embeddings = self.rel_embeddings.weight
@@ -209,41 +226,24 @@ class DisentangledEncoder(nn.Module):
             embeddings = self.LayerNorm(embeddings)
         return embeddings[: 2 * self.span]
 
-    def precompute_for_inference(self) -> None:
-        """Fix the normalised position embeddings and each layer's projections of them (they depend on weights
-        only), instead of recomputing them on every forward."""
-        with torch.no_grad():
-            self._cached_embeddings = self.relative_embeddings()
-            for layer in self.layer:
-                layer.attention.self.cache_position_projections(self._cached_embeddings)
-
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool,
-                output_attentions: bool):
-        relative = relative_positions(hidden.shape[1], self.buckets, self.max_relative, hidden.device) \
-            if self.relative else None
-        embeddings = getattr(self, "_cached_embeddings", None)
-        if embeddings is None:
-            embeddings = self.relative_embeddings()
-        states = [hidden] if output_hidden_states else None
-        maps = [] if output_attentions else None
-        for layer in self.layer:
-            hidden, probs = layer(hidden, mask, relative, embeddings, output_attentions)
-            if states is not None:
-                states.append(hidden)
-            if maps is not None:
-                maps.append(probs)
-        return hidden, states, maps
+                output_attentions: bool) -> EncoderOutput:
+        """``hidden`` ``[B, T', D]``, squeezed frame mask ``[B, T']`` or None."""
+        relative = (relative_positions(hidden.shape[1], self.buckets, self.max_relative, hidden.device)
+                    if self.relative else None)
+        return self.stack.run(self.layer, hidden, key_padding_mask(mask), relative, self.relative_embeddings(),
+                              output_hidden_states=output_hidden_states, output_attentions=output_attentions)
 
 
 class SEWDEncoder(SqueezedEncoder):
-    """Squeezed frames (no LayerNorm) → the disentangled encoder (key ``encoder``)."""
+    """Squeezed frames (no LayerNorm, no dropout) → the disentangled encoder (key ``encoder``)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         self.encoder = DisentangledEncoder(config)
 
-    def run_layers(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool,
-                   output_attentions: bool):
+    def encode(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool,
+               output_attentions: bool) -> EncoderOutput:
         return self.encoder(hidden, mask, output_hidden_states, output_attentions)
 
 

@@ -1,4 +1,4 @@
-"""The SEW / SEW-D base model: conv features, a 2x (``squeeze_factor``) time squeeze around the transformer, and an
+"""The SEW / SEW-D base model: conv features, a time squeeze (``squeeze_factor``) around the transformer, and an
 upsample back to the frame rate.
 
 Frames ``[B, T, D]`` → squeeze: ``AvgPool(s)`` plus a strided weight-normed positional conv, cropped to their common
@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from audioclf.config import ModelConfig
-from audioclf.models.blocks import ConvFeatureEncoder, EncoderOutput, PositionalConv, activation, frame_mask
+from audioclf.models.blocks import ConvFeatureEncoder, EncoderOutput, PositionalConv, activation
+from audioclf.models.speech import SpeechModel
 
 
 class Upsample(nn.Module):
@@ -35,7 +36,7 @@ class Upsample(nn.Module):
 
 
 class SqueezedEncoder(nn.Module):
-    """Squeeze → ``run_layers`` (supplied by the architecture) → upsample. Keys ``pos_conv_embed``, ``upsample``."""
+    """Squeeze → :meth:`encode` (the architecture's layers) → upsample. Keys ``pos_conv_embed``, ``upsample``."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -44,7 +45,7 @@ class SqueezedEncoder(nn.Module):
         self.upsample = Upsample(config)
 
     def squeeze(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``[B, T, D]`` frames (and ``[B, T]`` mask) -> ``[B, T', D]`` squeezed frames (and ``[B, T']`` mask)."""
+        """``[B, T, D]`` frames (and frame mask ``[B, T]``) -> ``[B, T', D]`` squeezed frames (and mask ``[B, T']``)."""
         squeezed_mask = None
         if mask is not None:
             hidden = hidden.masked_fill(~mask[:, :, None], 0.0)
@@ -54,43 +55,45 @@ class SqueezedEncoder(nn.Module):
         length = min(positional.shape[-1], pooled.shape[-1])
         return (pooled[..., :length] + positional[..., :length]).transpose(1, 2), squeezed_mask
 
-    def run_layers(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool,
-                   output_attentions: bool) -> tuple[torch.Tensor, list | None, list | None]:
+    def encode(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool,
+               output_attentions: bool) -> EncoderOutput:
+        """The layers over squeezed frames ``[B, T', D]`` with the squeezed frame mask (or None)."""
         raise NotImplementedError
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool = False,
                 output_attentions: bool = False) -> EncoderOutput:
+        """``hidden`` ``[B, T, D]``, frame mask ``[B, T]`` or None -> upsampled ``[B, T, D]`` (states at ``T'``)."""
         num_frames = hidden.shape[1]
         squeezed, squeezed_mask = self.squeeze(hidden, mask)
-        squeezed, states, maps = self.run_layers(squeezed, squeezed_mask, output_hidden_states, output_attentions)
-        upsampled = self.upsample(squeezed)
+        encoded = self.encode(squeezed, squeezed_mask, output_hidden_states, output_attentions)
+        upsampled = self.upsample(encoded.last_hidden_state)
         if upsampled.shape[1] < num_frames:
             upsampled = F.pad(upsampled, (0, 0, 0, num_frames - upsampled.shape[1]))
-        return EncoderOutput(upsampled, tuple(states) if states is not None else None,
-                             tuple(maps) if maps is not None else None, mask)
+        encoded.last_hidden_state = upsampled
+        return encoded
 
 
-class SqueezedSpeechModel(nn.Module):
-    """Conv features → model-level LayerNorm → ``Linear(C, D)`` only when ``C != D`` → a :class:`SqueezedEncoder`.
+class SqueezedSpeechModel(SpeechModel):
+    """Conv features → model-level LayerNorm → ``Linear(C, D)`` only when ``C != D`` → dropout → SpecAugment
+    (training) → a :class:`SqueezedEncoder`.
 
-    Keys: ``feature_extractor``, ``layer_norm``, optional ``feature_projection``, ``encoder``.
+    Keys: ``feature_extractor``, ``layer_norm``, optional ``feature_projection``, ``masked_spec_embed``, ``encoder``.
     """
 
     def __init__(self, config: ModelConfig, encoder: SqueezedEncoder, feature_eps: float) -> None:
-        super().__init__()
+        super().__init__(config, time_masks_respect_padding=False)
         channels = config.conv_dim[-1]
-        self.feature_extractor = ConvFeatureEncoder(config)
         self.layer_norm = nn.LayerNorm(channels, eps=feature_eps)
         self.feature_projection = nn.Linear(channels, config.hidden_size) if channels != config.hidden_size else None
+        self.feature_dropout = nn.Dropout(config.feat_proj_dropout)
         self.encoder = encoder
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> EncoderOutput:
-        """``input_values`` ``[B, N]``, ``attention_mask`` ``[B, N]`` -> upsampled ``[B, T, D]`` (states at ``T'``)."""
+        """``input_values`` ``[B, N]``, sample mask ``[B, N]`` -> upsampled ``[B, T, D]`` (states at ``T'``)."""
         hidden = self.layer_norm(self.feature_extractor(input_values).transpose(1, 2))
         if self.feature_projection is not None:
             hidden = self.feature_projection(hidden)
-        mask = None
-        if attention_mask is not None:
-            mask = frame_mask(self.feature_extractor.output_lengths(attention_mask.sum(-1)), hidden.shape[1])
+        mask = self.frame_mask(attention_mask, hidden.shape[1])
+        hidden = self.augment(self.feature_dropout(hidden), mask)
         return self.encoder(hidden, mask, output_hidden_states, output_attentions)

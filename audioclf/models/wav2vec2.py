@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audioclf.config import ModelConfig
-from audioclf.models.head import AudioClassifier
+from audioclf.models.classifier import AudioClassifier
 from audioclf.models.speech import SpeechTransformerModel
 
 

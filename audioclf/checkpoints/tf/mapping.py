@@ -10,7 +10,9 @@ Rules, per TF variable name (``<model scope>/wav2vec2/encoder/layers.0/attention
 * weight-norm ``weight_g`` [K, 1, 1] -> ``parametrizations.weight.original0`` [1, 1, K],
   ``weight_v`` [D, D/G, K] -> ``parametrizations.weight.original1`` (already PyTorch order);
 * ``gamma``/``beta`` -> ``weight``/``bias``; ``moving_mean``/``moving_variance`` -> ``running_mean``/``running_var``;
-* ``lm_head`` (CTC models) is ignored.
+* ``masked_spec_embed`` (SpecAugment's trained vector) is kept; ``lm_head`` (CTC models) is ignored.
+
+The weight-norm names and the head keys are the loader's (:mod:`audioclf.checkpoints.keys`).
 
 Object-path names from a bundle without an object graph (``wav2vec2/encoder/layer/0/.../kernel``,
 ``.../pos_conv_embed/conv/kernel`` for ``weight_v``) are normalised to the Keras form first.
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from audioclf.checkpoints.keys import HEAD_LAYERS, WEIGHT_NORM_RENAMES, is_head_key
 from audioclf.checkpoints.tf.bundle import read_bundle_variables, resolve_bundle_prefix
 from audioclf.checkpoints.tf.keras_h5 import (
     H5_INDEX_NAME,
@@ -43,7 +46,6 @@ __all__ = [
     "TFLoadResult",
     "ExpectedKeysReport",
     "BASE_PREFIXES",
-    "HEAD_KEYS",
     "tf_name_to_pt",
     "map_tf_variables",
     "check_expected_keys",
@@ -52,21 +54,19 @@ __all__ = [
 ]
 
 BASE_PREFIXES = ("wav2vec2", "hubert")
-HEAD_KEYS = ("projector.weight", "projector.bias", "classifier.weight", "classifier.bias", "layer_weights")
-_HEAD_LAYERS = {"projector", "classifier", "layer_weights"}
 _IGNORED_LAYERS = {"lm_head": "CTC language-model head (not used by the classifier)"}
-_TOP_LEVEL = set(BASE_PREFIXES) | _HEAD_LAYERS | set(_IGNORED_LAYERS)
-# parameters that may be absent from a TF checkpoint without harm (unused at inference)
+_TOP_LEVEL = set(BASE_PREFIXES) | HEAD_LAYERS | set(_IGNORED_LAYERS)
+# parameters that may be absent from a TF checkpoint without harm: SpecAugment's vector, unused at inference
 _UNUSED_AT_INFERENCE = ("masked_spec_embed",)
 
+# Keras variable names -> PyTorch names (the last key component); weight norm by the loader's rule
 _LEAF_RENAMES = {
     "gamma": "weight",
     "beta": "bias",
     "embeddings": "weight",
     "moving_mean": "running_mean",
     "moving_variance": "running_var",
-    "weight_g": "parametrizations.weight.original0",
-    "weight_v": "parametrizations.weight.original1",
+    **WEIGHT_NORM_RENAMES,
 }
 
 
@@ -231,10 +231,6 @@ def map_tf_variables(
 # matching against the model
 
 
-def _is_head(key: str) -> bool:
-    return key in HEAD_KEYS or key.startswith(("projector.", "classifier."))
-
-
 def check_expected_keys(
     result: TFLoadResult, expected: Iterable[str] | Mapping[str, Any], *, strict_shapes: bool = True
 ) -> ExpectedKeysReport:
@@ -274,13 +270,13 @@ def check_expected_keys(
         return k[len(prefix) :] if k.startswith(prefix) else k
 
     missing = sorted(k for k in expected_set if k not in state)
-    bad = [k for k in missing if not _is_head(k) and not strip(k).startswith(_UNUSED_AT_INFERENCE)]
+    bad = [k for k in missing if not is_head_key(k) and not strip(k).startswith(_UNUSED_AT_INFERENCE)]
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise TFCheckpointError(f"the TF checkpoint has no weight for {bad[0]}{more}")
     notes = []
     for k in missing:
-        if _is_head(k):
+        if is_head_key(k):
             notes.append(f"{k}: not in the TF checkpoint, initialised at load")
         else:
             notes.append(f"{k}: not in the TF checkpoint (unused at inference), initialised at load")

@@ -177,6 +177,8 @@ def _read_json(path: Path) -> Any:
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         raise ConfigError(f"{path}: invalid JSON at {where} ({error.msg})") from None
+    except RecursionError:  # a hostile file of deeply nested brackets
+        raise ConfigError(f"{path}: invalid JSON (nested too deeply)") from None
 
 
 def _as_int(value: Any, name: str) -> int:

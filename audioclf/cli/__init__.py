@@ -9,15 +9,43 @@ a command is registered with ``app.command(epilog=EXAMPLES)``.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from audioclf.cli._errors import (
     CLICK_ERROR, EXIT_OK, EXIT_STATUS_HELP, HANDLED, pipe_closed, report, report_usage,
 )
 from audioclf.cli._options import CONTEXT_SETTINGS, examples
 
+
+class _AudioclfGroup(TyperGroup):
+    """The root command: whatever a command did not handle itself ends here with one line and an exit code
+    (:func:`audioclf.cli._errors.report`), what Click finds on the command line too
+    (:func:`audioclf.cli._errors.report_usage`), and a closed stdout with 141. The same for the console script and
+    for ``CliRunner``."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except HANDLED as error:
+            status = report(error)
+        except typer.Abort:  # Ctrl-C or end of input at a prompt
+            status = report(KeyboardInterrupt())
+        except CLICK_ERROR as error:
+            status = report_usage(error)
+        except BrokenPipeError:
+            status = pipe_closed()
+        status = status if isinstance(status, int) else EXIT_OK
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+
 app = typer.Typer(
+    cls=_AudioclfGroup,
     name="audioclf",
     help="Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat models.\n\n"
     + EXIT_STATUS_HELP,
@@ -66,17 +94,5 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point: runs the app; an error that a command did not handle goes through the same
-    table (:func:`audioclf.cli._errors.report`) as those it did, and what Click finds on the command line is one
-    line as well (:func:`audioclf.cli._errors.report_usage`)."""
-    try:
-        status = app(standalone_mode=False)
-    except HANDLED as error:
-        status = report(error)
-    except typer.Abort:  # Ctrl-C or end of input at a prompt
-        status = report(KeyboardInterrupt())
-    except CLICK_ERROR as error:
-        status = report_usage(error)
-    except BrokenPipeError:
-        status = pipe_closed()
-    sys.exit(status if isinstance(status, int) else EXIT_OK)
+    """Console-script entry point (errors are handled by the root command, :class:`_AudioclfGroup`)."""
+    app()

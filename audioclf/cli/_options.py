@@ -49,7 +49,7 @@ def _complete_devices(incomplete: str) -> list[str]:
 
 Inputs = Annotated[
     Optional[list[str]],
-    typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).", metavar="INPUT...",
+    typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).", metavar="INPUT",
                    show_default=False),
 ]
 Model = Annotated[

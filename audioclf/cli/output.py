@@ -216,10 +216,18 @@ class StreamingTableWriter:
     def _table(self, rows: list[dict[str, Any]], header: bool = False) -> Any:
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
         assert self.layout is not None
         table = Table(box=box.SIMPLE_HEAD, show_header=header, header_style="bold",
                       show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=False)
+        if rows and "error" in rows[0]:  # the reason gets every column after the path
+            table.add_column(width=self.widths["path"], overflow="fold")
+            table.add_column(overflow="fold")
+            record = rows[0]
+            table.add_row(Text(str(record.get("path", record.get("index", "")))),
+                          Text(f"error: {record['error']}", style="red"))
+            return table
         self.layout.add_columns(table, self.widths)
         for record in rows:
             table.add_row(*self.layout.row(record))

@@ -44,7 +44,7 @@ def env(output_format: Format[EnvFormat] = "auto") -> None:
     if fmt == "json":
         print_machine(facts, fmt)
         return
-    rows = [(key, _cell(value)) for key, value in _flatten(facts)]
+    rows = [(key, _cell(value, "not found" if key.startswith("tools.") else "none")) for key, value in _flatten(facts)]
     print_table([Column("", bold=True), Column("")], rows, show_header=False)
 
 
@@ -137,9 +137,9 @@ def _flatten(facts: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, none: str) -> str:
     if isinstance(value, dict):  # an extra
         return "installed" if value["installed"] else f"not installed (missing {', '.join(value['missing'])})"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "none"
-    return "not found" if value is None else str(value)
+    return none if value is None else str(value)

@@ -15,8 +15,6 @@ import shutil
 import sys
 from typing import Any, Literal
 
-import typer
-
 from audioclf.cli._errors import handles_errors
 from audioclf.cli._options import Format, examples
 from audioclf.cli._output import Column, choose_format, print_machine, print_table

@@ -69,6 +69,27 @@ def test_parity(model_type, overrides, tmp_path):
     assert scaled_max_diff(together, alone) <= 1e-5
     ours.optimize_for_inference()
     assert_close(ours, reference, {name: values}, "optimised")
+    with torch.no_grad():  # without hidden states AST's last layer computes the two pooled tokens only
+        assert scaled_max_diff(ours(values).logits, reference(values).logits) <= TOLERANCE
+
+
+@pytest.mark.parametrize("model_type", list(CASES))
+def test_optimised_model_shares_weights_and_survives_int8_quantization(model_type, tmp_path):
+    """The fused attention projection views the projection weights (nothing held twice); after dynamic int8
+    quantization replaces the projections, they run one by one."""
+    reference = build_reference(model_type)
+    ours = audioclf.AutoModelForAudioClassification.from_pretrained(save_reference(reference, tmp_path))
+    before = sum(t.numel() for t in ours.state_dict().values())
+    ours.optimize_for_inference()
+    attention = ours.base_model.layers[0].attention if model_type == AST else ours.base_model.layers[0].self_attn
+    assert attention.q_proj.weight.data_ptr() == attention.in_proj_weight.data_ptr()
+    assert sum(t.numel() for t in ours.state_dict().values()) == before
+    values = spectrogram_batch(reference.config)
+    quantized = torch.ao.quantization.quantize_dynamic(ours, {torch.nn.Linear}, dtype=torch.qint8)
+    assert type(quantized.base_model.layers[0].mlp.fc1 if model_type == AST else
+                quantized.base_model.layers[0].fc1) is not torch.nn.Linear
+    with torch.no_grad():
+        assert scaled_max_diff(quantized(values).logits, reference(values).logits) <= 0.1
 
 
 @pytest.mark.parametrize("model_type", list(CASES))

@@ -100,4 +100,5 @@ def test_audioset_ast_has_the_published_tensor_count():
     assert sum(key.startswith("audio_spectrogram_transformer.") for key in keys) == 199
     assert {key for key in keys if key.startswith("classifier.")} == {
         "classifier.dense.bias", "classifier.dense.weight", "classifier.layernorm.bias", "classifier.layernorm.weight"}
-    assert list(model.state_dict()["audio_spectrogram_transformer.embeddings.position_embeddings"].shape) == [1, 1214, 768]
+    positions = model.state_dict()["audio_spectrogram_transformer.embeddings.position_embeddings"]
+    assert list(positions.shape) == [1, 1214, 768]

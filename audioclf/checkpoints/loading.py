@@ -1,9 +1,10 @@
 """Putting a checkpoint's tensors into a model: key normalisation, the loading report, and its rules.
 
 Keys are normalised by the rules of :mod:`audioclf.checkpoints.keys` (legacy weight-norm and ``LayerNorm.gamma``
-names, the architecture's renames, base-model prefix added or stripped). Keys the model has no use for (pre-training heads, CTC ``lm_head``,
-``masked_spec_embed`` when the config does not mask) are reported as unexpected and dropped. Missing head parameters
-keep their random initialisation and are named in a warning.
+names, the architecture's renames, base-model prefix added or stripped). Keys the model has no use for
+(pre-training heads, CTC ``lm_head``, ``masked_spec_embed`` when the config does not mask, a Whisper decoder) are
+reported as unexpected and dropped. Missing head parameters keep their random initialisation and are named in a
+warning.
 """
 
 from __future__ import annotations

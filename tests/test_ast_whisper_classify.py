@@ -219,6 +219,7 @@ def test_download_takes_the_processor_config_and_the_model_runs_offline(models, 
     code, stdout, stderr = run_cli("download", "org/whisper")  # hub_env points this process at the loopback Hub
     assert code == 0, stderr
     assert sorted(hub.downloaded()) == ["config.json", "model.safetensors", "processor_config.json"]
+    hub.stop()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (record,) = classify("org/whisper", str(CLIPS[0]))
     (expected,) = classify(source, str(CLIPS[0]))

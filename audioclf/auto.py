@@ -21,7 +21,9 @@ from audioclf.errors import AudioclfError, CheckpointError, ConfigError
 _NAME_PATTERNS: tuple[tuple[str, str], ...] = tuple(sorted(
     [("unispeech-sat", "unispeech-sat"), ("unispeech_sat", "unispeech-sat"), ("unispeechsat", "unispeech-sat"),
      ("sew-d", "sew-d"), ("sew_d", "sew-d"), ("sewd", "sew-d"), ("unispeech", "unispeech"),
-     ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew")],
+     ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew"),
+     ("audio-spectrogram-transformer", "audio-spectrogram-transformer"),
+     ("audio_spectrogram_transformer", "audio-spectrogram-transformer"), ("whisper", "whisper")],
     key=lambda item: -len(item[0]),
 ))
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from oracle import build_reference, ours_like, spectrogram_batch
-from test_training_parity import LABELS, TOLERANCE, gradient_differences, relative
+from test_training_parity import (TOLERANCE, assert_checkpointing_keeps_outputs_and_gradients, assert_close_step,
+                                  gradient_differences, relative, step)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,32 +36,6 @@ def regularisers(model_type: str, overrides: dict, noisy: bool) -> dict:
     if overrides.get("use_weighted_layer_sum"):
         settings.pop("encoder_layerdrop", None)
     return settings
-
-
-def step(model, labels=LABELS, seed: int | None = None, loss_of=None, **kwargs):
-    """One forward and backward on the spectrogram batch; returns the output and the differentiated loss."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    model.zero_grad(set_to_none=True)
-    output = model(spectrogram_batch(model.config), labels=labels if loss_of is None else None, **kwargs)
-    loss = output.loss if loss_of is None else loss_of(output.logits)
-    loss.backward()
-    return output, loss
-
-
-def assert_close_step(model_type, overrides, train: bool, seed: int | None = None, **kwargs):
-    reference = build_reference(model_type, seed=len(overrides), **overrides)
-    ours = ours_like(reference)
-    reference.train(train)
-    ours.train(train)
-    expected, expected_loss = step(reference, seed=seed, **kwargs)
-    got, loss = step(ours, seed=seed, **kwargs)
-    assert relative(got.logits, expected.logits) <= TOLERANCE
-    assert relative(loss, expected_loss) <= TOLERANCE
-    differences = gradient_differences(ours, reference)
-    worst = max(differences, key=differences.get)
-    assert differences[worst] <= TOLERANCE, f"gradient of {worst} differs by {differences[worst]:.2e}"
-    return reference, ours, expected, got
 
 
 @pytest.mark.parametrize("model_type,overrides", PARAMS)
@@ -141,18 +116,8 @@ def test_frozen_base_trains_the_head_only(model_type, freeze):
 
 @pytest.mark.parametrize("model_type", list(CASES))
 def test_gradient_checkpointing_keeps_outputs_and_gradients(model_type):
-    overrides = regularisers(model_type, {}, True)
-    ours = ours_like(build_reference(model_type, **overrides)).train()
-    plain, _ = step(ours, seed=5)
-    plain_grads = {name: p.grad.clone() for name, p in ours.named_parameters() if p.grad is not None}
-    ours.gradient_checkpointing_enable()
-    assert ours.is_gradient_checkpointing
-    checkpointed, _ = step(ours, seed=5)
-    assert torch.equal(checkpointed.logits, plain.logits)
-    got = {name: p.grad for name, p in ours.named_parameters() if p.grad is not None}
-    assert set(got) == set(plain_grads)
-    for name, grad in plain_grads.items():
-        assert torch.allclose(got[name], grad, rtol=1e-5, atol=1e-7), name
+    reference = build_reference(model_type, **regularisers(model_type, {}, True))
+    assert_checkpointing_keeps_outputs_and_gradients(ours_like(reference))
 
 
 @pytest.mark.parametrize("model_type,overrides", [(AST, {}), (AST, dict(qkv_bias=False)), (WHISPER, {}),

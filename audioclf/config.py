@@ -217,8 +217,8 @@ HEAD: dict[str, Field] = {
                           optional(one_of(*PROBLEM_TYPES))),
     "output_hidden_states": Field(False, "return every hidden state unless forward says otherwise", boolean),
     "output_attentions": Field(False, "return every attention map unless forward says otherwise", boolean),
-    "tie_last_hidden_states": Field(False, "make the last hidden state the encoder output after a stable model's "
-                                           "final LayerNorm (the transformers 4.x rule; TF checkpoints need it)",
+    "tie_last_hidden_states": Field(False, "make the last hidden state the encoder output after its final LayerNorm "
+                                           "(transformers 4.x for stable models, TF checkpoints; Whisper's default)",
                                     boolean),
     "initializer_range": Field(0.02, "standard deviation of the random initialisation of linear layers",
                                positive_real),

@@ -6,9 +6,10 @@ mono ``float32 [N]`` segment → the model input of one item) and pads a batch o
 (``collate`` → the model's keyword arrays). ``exact_padding(model_config)`` says whether items of different
 lengths may share a batch without changing any item's result; when it is false the engine batches equal lengths
 only. ``max_samples`` caps the segment length (``None``: any length). :func:`load_featurizer` picks the class from
-``preprocessor_config.json`` (``feature_extractor_type``).
+the model's feature-extractor settings (``feature_extractor_type``): this waveform featurizer, or the spectral ones
+of :mod:`audioclf.audio.spectral_features` (AST, Whisper).
 
-**Waveform featurizer** (:class:`FeatureExtractor`). All six supported architectures take the raw waveform: the
+**Waveform featurizer** (:class:`FeatureExtractor`). The wav2vec2-family architectures take the raw waveform: the
 "features" are the samples themselves, padded to a common length and (when ``do_normalize``) standardised per
 sequence:
 
@@ -511,7 +512,7 @@ FEATURIZERS: dict[str, Callable[[dict[str, Any]], Featurizer]] = {
 
 def featurizer_from_dict(values: dict[str, Any]) -> Featurizer:
     """The featurizer a parsed ``preprocessor_config.json`` describes; without ``feature_extractor_type`` the
-    waveform featurizer (what ``transformers`` picks for the six supported model types). An unsupported type is a
+    waveform featurizer (what ``transformers`` picks for the wav2vec2-family model types). An unsupported type is a
     one-line :class:`ConfigError`."""
     if not isinstance(values, dict):
         raise ConfigError(f"a preprocessor config must be a JSON object, got {type(values).__name__}")

@@ -120,8 +120,8 @@ class AudioClassifier(nn.Module):
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
                 output_attentions: bool | None = None) -> ClassifierOutput:
-        """``input_values`` ``[B, N]`` float; sample mask ``attention_mask`` ``[B, N]`` (1 = real sample,
-        right-padded); ``labels``: ``[B]`` class indices, or ``[B, L]`` floats (multi-label, regression); the loss
+        """``input_values`` ``[B, N]`` float waveforms (AST: spectrograms ``[B, T, M]``); sample mask
+        ``attention_mask`` ``[B, N]`` (1 = real sample, right-padded); ``labels``: ``[B]`` class indices, or ``[B, L]`` floats (multi-label, regression); the loss
         follows ``config.problem_type`` (:func:`sequence_classification_loss`). ``output_hidden_states`` /
         ``output_attentions``: None takes the config's value."""
         return self.classify(input_values, attention_mask, labels, output_hidden_states, output_attentions)
@@ -184,7 +184,8 @@ class AudioClassifier(nn.Module):
         encoder.requires_grad_(False)
 
     def freeze_base_model(self) -> None:
-        """No gradients for the whole base model: only the head (projector, classifier, layer weights) trains."""
+        """No gradients for the whole base model: only the head (projector, classifier, layer weights; AST: its
+        classifier) trains."""
         self.base_model.requires_grad_(False)
 
     def gradient_checkpointing_enable(self) -> None:

@@ -1,4 +1,5 @@
-"""audioclf: audio classification with plain-PyTorch Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat.
+"""audioclf: audio classification with plain-PyTorch Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech, UniSpeechSat, AST
+and Whisper models.
 
 Public API:
 

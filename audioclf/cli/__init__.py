@@ -47,7 +47,7 @@ class _AudioclfGroup(TyperGroup):
 app = typer.Typer(
     cls=_AudioclfGroup,
     name="audioclf",
-    help="Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat models.\n\n"
+    help="Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech, UniSpeechSat, AST and Whisper models.\n\n"
     + EXIT_STATUS_HELP,
     epilog=examples(
         ("audioclf classify recording.wav", "the bundled keyword model"),
@@ -76,7 +76,7 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version_callback, is_eager=True),
 ) -> None:
-    """Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat models."""
+    """Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech, UniSpeechSat, AST and Whisper models."""
 
 
 def _register_commands() -> None:

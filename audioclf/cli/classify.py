@@ -8,37 +8,57 @@ flags' names. SIGINT and SIGTERM stop a run cleanly (:class:`_StopSignals`).
 from __future__ import annotations
 
 import contextlib
-import inspect
-import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, Literal, Optional
 
 import typer
 
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, flag_for, handles_errors, report
-from audioclf.cli.output import FORMATS, atomic_output, open_writer, resolve_format
+from audioclf.cli._options import (
+    CacheDir, Device, Format, Inputs, Model, Quiet, Recursive, Revision, Threads, Token, examples,
+)
+from audioclf.cli.output import FORMATS, RecordFormat, atomic_output, open_writer, resolve_format
 from audioclf.errors import AudioclfError, OptionError
 
 ENGINES = ("local", "ray")
+Engine = Literal["local", "ray"]
+Activation = Literal["auto", "softmax", "sigmoid", "none"]
+Aggregate = Literal["mean", "max"]
+Dtype = Literal["float32", "bfloat16", "float16"]
+Quantization = Literal["int8"]
+#: what ``--format`` takes: the record formats, and parquet for ``--engine ray``
+ClassifyFormat = Literal[RecordFormat, "parquet"]
+
+EXAMPLES = examples(
+    ("audioclf classify recording.wav", "the bundled keyword model, a table on a terminal"),
+    ("audioclf classify -m superb/hubert-large-superb-er clips/*.flac", "a model from the Hub"),
+    ("audioclf classify -m ./ckpt -r data/ -f csv -o results.csv", "a whole tree to a CSV file"),
+    ("find data -name '*.wav' | audioclf classify -m ./ckpt - | jq -c .labels[0]", "paths on stdin, JSON Lines out"),
+    ("audioclf classify -m ./ckpt --window 2 --hop 1 --aggregate mean long.ogg", "a timeline plus a file record"),
+)
+
+
+def _complete_channels(incomplete: str) -> list[str]:
+    return [name for name in ("mix", "first", "each", "0", "1") if name.startswith(incomplete)]
 
 
 @handles_errors()
 def classify(
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).",
-                                                         show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model directory, weights file or Hub id "
-                                                 "(default: the built-in model).", show_default=False)] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision of the model (branch, tag or commit).",
-                                                    show_default=False)] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")] = False,
+    inputs: Inputs = None,
+    model: Model = None,
+    revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+    recursive: Recursive = False,
     files_from: Annotated[Optional[Path], typer.Option("--files-from", help="Read input paths from this file "
                                                        "(one per line; - for stdin).", show_default=False)] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Path lists (stdin, --files-from) are NUL-separated.")] = False,
-    channels: Annotated[str, typer.Option(help="mix | first | N (0-based) | each (one record per channel).")] = "mix",
+    channels: Annotated[str, typer.Option(help="mix | first | N (0-based) | each (one record per channel).",
+                                          autocompletion=_complete_channels)] = "mix",
     batch_size: Annotated[int, typer.Option(help="Most segments per model call.")] = 8,
     max_batch_seconds: Annotated[Optional[float], typer.Option(help="Most padded audio per model call, in seconds "
                                                                "(default: 32 on CPU, 320 on GPU).",
@@ -48,35 +68,33 @@ def classify(
                                                     show_default=False)] = None,
     hop: Annotated[Optional[float], typer.Option(help="Seconds between window starts (default: --window).",
                                                  show_default=False)] = None,
-    aggregate: Annotated[Optional[str], typer.Option(help="With --window, also a file record: mean | max.",
-                                                     show_default=False)] = None,
+    aggregate: Annotated[Optional[Aggregate], typer.Option(help="With --window, also a file record: the mean or "
+                                                           "max of the window scores.", show_default=False)] = None,
     top_k: Annotated[int, typer.Option(help="Labels per record (0 = all).")] = 5,
     min_score: Annotated[Optional[float], typer.Option(help="Leave out labels scoring below this.",
                                                        show_default=False)] = None,
-    activation: Annotated[str, typer.Option(help="auto | softmax | sigmoid | none (auto follows the model's "
-                                            "problem_type).")] = "auto",
+    activation: Annotated[Activation, typer.Option(help="auto follows the model's problem_type.")] = "auto",
     labels: Annotated[Optional[str], typer.Option(help="Only report these labels (comma-separated).",
                                                   show_default=False)] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="auto | table | jsonl | json | csv | tsv "
-                                               "(--engine ray: jsonl | parquet).")] = "auto",
+    output_format: Format[ClassifyFormat] = "auto",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the records to this file (atomically) "
                                                   "instead of stdout; --engine ray: a directory (path or URI) for "
                                                   "record shards.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep the records already in --output and skip their "
                                          "inputs (continue an interrupted run).")] = False,
-    engine: Annotated[str, typer.Option(help="local | ray (decode in Ray Data tasks, the model in an actor pool).")] = "local",
+    engine: Annotated[Engine, typer.Option(help="ray: decode in Ray Data tasks, the model in an actor pool.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster address (host:port, ray://host:port, "
                                                    "auto; default: RAY_ADDRESS, else a local Ray).",
                                                    show_default=False)] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: cuda when available).")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16.")] = "float32",
-    quantize: Annotated[Optional[str], typer.Option(help="int8: dynamic int8 quantization of the linear layers "
-                                                         "(CPU, opt-in; scores move slightly).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).",
-                                                   show_default=False)] = None,
+    device: Device = "auto",
+    dtype: Annotated[Dtype, typer.Option(help="Model precision.")] = "float32",
+    quantize: Annotated[Optional[Quantization], typer.Option(help="int8: dynamic int8 quantization of the linear "
+                                                             "layers (CPU, opt-in; scores move slightly).",
+                                                             show_default=False)] = None,
+    threads: Threads = None,
     workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4); --engine ray: model "
                                                    "replicas (actors).", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Classify audio files and print one record per file (or per window / channel).
 
@@ -106,13 +124,18 @@ def classify(
     (--device cuda: one GPU each), --batch-size inputs per actor call. Records, the same as locally, go to shards
     part-*.jsonl (or --format parquet) in the --output directory; --resume skips inputs already in the shards.
 
+    On a terminal, records are shown as rows of a table as they are ready, below a progress bar on stderr that
+    is cleared when the run ends (--quiet: no bar, no summary).
+
     Exit status: 0 every input classified; 1 some input failed (its record says why); 2 usage error (bad option,
-    unknown label, model that cannot be loaded); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+    unknown label, model that cannot be loaded); 130 interrupted (Ctrl-C); 141 the reader of the output went away
+    (| head -1); 143 terminated (SIGTERM).
     """
     if engine not in ENGINES:
         raise AudioclfError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "local" and output_format not in FORMATS:
-        raise AudioclfError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
+        raise AudioclfError(f"--format {output_format} needs --engine ray; --engine local writes "
+                            f"{', '.join(FORMATS)}")
     arguments = list(inputs or [])
     if not arguments and files_from is None:
         raise AudioclfError("no inputs: give files, directories, glob patterns, or - to read paths from stdin")
@@ -126,7 +149,7 @@ def classify(
     options = dict(batch_size=batch_size, max_batch_seconds=max_batch_seconds, chunk=chunk, window=window, hop=hop,
                    aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
                    labels=label_names, device=device, dtype=dtype, quantize=quantize, threads=threads, recursive=recursive,
-                   revision=revision)
+                   revision=revision, token=token, cache_dir=None if cache_dir is None else str(cache_dir))
     with _StopSignals() as stop:
         try:
             if engine == "ray":
@@ -185,13 +208,9 @@ def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bo
     show_progress = not quiet and sys.stderr.isatty()
     started = time.monotonic()
     kept_failed = len(done_paths(record for record in kept if "error" in record))
-    with _Progress(total, show_progress) as progress:
-        if output_path is None:
-            try:
-                _write(classifier, items, open_writer(fmt, sys.stdout), progress, stop)
-            except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return EXIT_SOME_FAILED
+    with _Progress(total, show_progress, output_on_screen=output_path is None and sys.stdout.isatty()) as progress:
+        if output_path is None:  # a closed pipe (`| head -1`) ends the command with 141 (handles_errors)
+            _write(classifier, items, open_writer(fmt, sys.stdout), progress, stop)
         else:
             with atomic_output(output_path) as stream:
                 writer = open_writer(fmt, stream)
@@ -245,10 +264,6 @@ def _classify_on_ray(arguments: list[str], files_from: Optional[Path], null: boo
     return EXIT_SOME_FAILED if run.failed else EXIT_OK
 
 
-# Typer keeps single line breaks of the help text; the docstring's paragraphs are written as wrapped source lines.
-classify.__doc__ = "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(classify.__doc__ or "").split("\n\n"))
-
-
 
 def _return_large_buffers_to_os() -> None:
     """Pin glibc's mmap threshold at 4 MiB (no-op elsewhere).
@@ -272,10 +287,11 @@ def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress", stop
     """Write the records of every input, one input at a time with signals held off, so that an interrupted run
     never leaves an input half written; then close the writer."""
     for records in classifier.classify_inputs(items, progress=progress.update):
-        with stop.deferred():
+        with stop.deferred(), progress.making_room():
             for record in records:
                 writer.write(record)
-    writer.close()
+    with progress.making_room():
+        writer.close()
 
 
 class _StopSignals:
@@ -327,41 +343,36 @@ class _StopSignals:
 
 
 class _Progress:
-    """Counts finished inputs and, on a terminal, shows a rich progress bar on stderr (files, audio-s/s, ETA)."""
+    """Counts finished inputs and, on a terminal, shows a progress line on stderr (files, audio-s/s, time left).
 
-    def __init__(self, total: int | None, visible: bool) -> None:
-        self.total = total
-        self.visible = visible
+    ``output_on_screen``: the records go to the same terminal, so :meth:`making_room` erases the line while they
+    are printed."""
+
+    def __init__(self, total: int | None, visible: bool, output_on_screen: bool = False) -> None:
+        from audioclf.cli._progress import ProgressLine
+
         self.done = 0
         self.failed = 0
         self.audio_seconds = 0.0
-        self._bar: Any = None
-        self._task: Any = None
+        self.line = ProgressLine("classifying", total, visible=visible)
+        self._output_on_screen = output_on_screen
         self._started = time.monotonic()
 
     def __enter__(self) -> "_Progress":
-        if self.visible:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("classify", total=self.total, speed="")
+        self.line.__enter__()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc_info)
+        self.line.__exit__(*exc_info)
 
     def update(self, done: Any) -> None:
         """Engine callback: one input (a :class:`audioclf.engine.classify.FileDone`) has finished."""
         self.done += 1
         self.failed += done.error is not None
         self.audio_seconds += done.duration
-        if self._bar is not None:
-            elapsed = max(time.monotonic() - self._started, 1e-9)
-            self._bar.update(self._task, advance=1, speed=f"{self.audio_seconds / elapsed:.1f} audio-s/s")
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self.line.advance(speed=f"{self.audio_seconds / elapsed:.1f} audio-s/s")
+
+    def making_room(self) -> contextlib.AbstractContextManager[None]:
+        """A block that prints records: the progress line is erased meanwhile when they share its terminal."""
+        return self.line.hidden() if self._output_on_screen else contextlib.nullcontext()

@@ -66,6 +66,8 @@ class ClassifyOptions:
         max_batch_seconds: most padded audio per batch (default 32 s on CPU, 320 s on accelerators).
         recursive: descend into subdirectories of directory inputs.
         revision: Hub revision of the model (branch, tag or commit).
+        token: Hub access token for a private model (``None``: ``HF_TOKEN`` or the saved login).
+        cache_dir: Hub cache folder (``None``: ``HF_HUB_CACHE``, or ``HF_HOME/hub``).
     """
 
     batch_size: int = 8
@@ -86,6 +88,8 @@ class ClassifyOptions:
     max_batch_seconds: float | None = None
     recursive: bool = False
     revision: str | None = None
+    token: str | bool | None = None
+    cache_dir: str | None = None
 
     def validate(self) -> None:
         """Raise :class:`OptionError` (naming the argument) for values that cannot work with any model."""
@@ -168,8 +172,8 @@ class Classifier:
 
     def __init__(self, model: Any = None, **options: Any) -> None:
         self.options = opts = ClassifyOptions.checked(options)  # before importing torch: mistakes are reported at once
-        self.runner = ModelRunner(model, revision=opts.revision, device=opts.device, dtype=opts.dtype,
-                                  quantize=opts.quantize, threads=opts.threads)
+        self.runner = ModelRunner(model, revision=opts.revision, token=opts.token, cache_dir=opts.cache_dir,
+                                  device=opts.device, dtype=opts.dtype, quantize=opts.quantize, threads=opts.threads)
         config = self.runner.config
         self.featurizer = self.runner.featurizer()
         self.segmenter = Segmenter.for_model(config, self.featurizer, channels=opts.channels, chunk=opts.chunk,
@@ -237,7 +241,7 @@ def classify(inputs: Any, model: Any = None, *, sampling_rate: int | None = None
         progress: called with a :class:`FileDone` for each finished input.
         **options: see :class:`ClassifyOptions` (``batch_size``, ``chunk``, ``window``, ``hop``, ``aggregate``,
             ``channels``, ``top_k``, ``min_score``, ``activation``, ``labels``, ``device``, ``dtype``, ``threads``,
-            ``workers``, ``max_batch_seconds``, ``recursive``, ``revision``).
+            ``workers``, ``max_batch_seconds``, ``recursive``, ``revision``, ``token``, ``cache_dir``).
 
     Records: ``{"path", ["channel"], ["start", "end"], "labels": [{"label", "score"}, …], "model", ["revision"]}``
     (in-memory inputs: ``"index"``, their position in ``inputs``, instead of ``"path"``), or ``{"path" | "index",

@@ -263,7 +263,7 @@ def classify_on_ray(items: Iterable[SourceItem], output: str, *, model: str | No
 
     # The driver reads the model's config files only: enough to check the options against the model (receptive
     # field, label names) and to cut the audio; the actors load the weights.
-    config, featurizer = load_model_configs(model, opts.revision)
+    config, featurizer = load_model_configs(model, opts.revision, token=opts.token, cache_dir=opts.cache_dir)
     segmenter = Segmenter.for_model(config, featurizer, channels=opts.channels, chunk=opts.chunk, window=opts.window,
                                     hop=opts.hop)
     ScoreRecords.for_config(config, labels=opts.labels, top_k=opts.top_k, min_score=opts.min_score, model="",

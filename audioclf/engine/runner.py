@@ -42,7 +42,7 @@ class ModelRunner:
 
     Args:
         model: model directory, weights file, Hub id (``None``: the default model), or a loaded classifier.
-        revision: Hub revision of a model loaded by name.
+        revision, token, cache_dir: Hub revision, access token and cache folder of a model loaded by name.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``/``"cuda:N"`` or ``"mps"``.
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
         quantize: ``"int8"``: dynamic int8 quantization of the linear layers (CPU only); ``None``: none.
@@ -58,7 +58,8 @@ class ModelRunner:
     that cannot be loaded.
     """
 
-    def __init__(self, model: Any = None, *, revision: str | None = None, device: str = "auto",
+    def __init__(self, model: Any = None, *, revision: str | None = None, token: str | bool | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, device: str = "auto",
                  dtype: str = "float32", quantize: str | None = None, threads: int | None = None) -> None:
         import torch
 
@@ -70,7 +71,8 @@ class ModelRunner:
         self.dtype = getattr(torch, str(dtype).removeprefix("torch."))
         if model is None or isinstance(model, (str, os.PathLike)):
             self.name = os.fspath(model) if model is not None else DEFAULT_MODEL_NAME
-            loaded = AutoModelForAudioClassification.from_pretrained(self.name, dtype=self.dtype, revision=revision)
+            loaded = AutoModelForAudioClassification.from_pretrained(self.name, dtype=self.dtype, revision=revision,
+                                                                     token=token, cache_dir=cache_dir)
             # a model loaded here is private to the runner: fold weight norm and cached projections once
             loaded = loaded.to(self.device).optimize_for_inference()
         else:

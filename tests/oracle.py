@@ -27,6 +27,9 @@ TINY_BERT = dict(
 #: model types whose input is feature frames ``input_features [B, T, F]`` with a frame mask
 FRAME_INPUT_TYPES = ("wav2vec2-bert",)
 
+#: config keys whose value transformers 5 runs but refuses to validate (set after construction, saved by hand)
+UNVALIDATED_KEYS = ("use_intermediate_ffn_before_adapter",)
+
 #: valid lengths (samples) of the padded test batch: odd and even frame counts after the conv stack
 BATCH_LENGTHS = (4001, 3000, 2501, 3650)
 #: valid lengths (frames) of the padded feature batch
@@ -81,8 +84,7 @@ def build_reference(model_type: str, seed: int = 0, base_only: bool = False, **o
     params.update(overrides)
     # set after construction: not config-class fields (tie), or refused by transformers 5's config validation
     # although its model runs them (the intermediate feed-forward without an adapter, as transformers 4.x allowed)
-    late = {key: params.pop(key) for key in ("tie_last_hidden_states", "use_intermediate_ffn_before_adapter")
-            if key in params}
+    late = {key: params.pop(key) for key in ("tie_last_hidden_states", *UNVALIDATED_KEYS) if key in params}
     attn = params.pop("attn_implementation", None)
     config = config_cls(**params)
     if attn is not None:
@@ -98,6 +100,21 @@ def build_reference(model_type: str, seed: int = 0, base_only: bool = False, **o
 def save_reference(model, directory: Path, fmt: str = "safetensors") -> Path:
     """Save like real checkpoints: ``safetensors``, ``bin``, ``sharded`` (safetensors shards), ``sharded-bin``,
     or ``legacy`` (``.bin`` with ``weight_g``/``weight_v`` keys, as older checkpoints have)."""
+    unvalidated = {key: getattr(model.config, key) for key in UNVALIDATED_KEYS if getattr(model.config, key, False)}
+    for key in unvalidated:
+        setattr(model.config, key, False)
+    try:
+        _save(model, directory, fmt)
+    finally:
+        for key, value in unvalidated.items():
+            setattr(model.config, key, value)
+    if unvalidated:
+        config_path = directory / "config.json"
+        config_path.write_text(json.dumps({**json.loads(config_path.read_text()), **unvalidated}, indent=2))
+    return directory
+
+
+def _save(model, directory: Path, fmt: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if fmt == "safetensors":
         model.save_pretrained(directory)
@@ -117,7 +134,6 @@ def save_reference(model, directory: Path, fmt: str = "safetensors") -> Path:
         torch.save(state, directory / "pytorch_model.bin")
     else:
         raise ValueError(fmt)
-    return directory
 
 
 def padded_batch(lengths=BATCH_LENGTHS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,6 +164,18 @@ def test_batch(model_type: str, seed: int = 0) -> tuple[str, torch.Tensor, torch
     if model_type in FRAME_INPUT_TYPES:
         return ("input_features", *padded_features(seed=seed))
     return ("input_values", *padded_batch(seed=seed))
+
+
+def input_cases(model_type: str) -> dict[str, dict[str, torch.Tensor]]:
+    """The parity inputs: the padded batch with and without its mask, and two of its rows alone, unpadded."""
+    name, values, mask = test_batch(model_type)
+    lengths = mask.sum(-1).tolist()
+    return {
+        "padded+mask": {name: values, "attention_mask": mask},
+        "padded,no mask": {name: values},
+        "single": {name: values[:1, :lengths[0]]},
+        "single odd": {name: values[2:3, :lengths[2]]},
+    }
 
 
 def scaled_max_diff(ours: torch.Tensor, reference: torch.Tensor) -> float:

@@ -79,6 +79,8 @@ class GatedRelativeAttention(SelfAttention):
         attended, probs = self.attend_with_bias(hidden, mask, self.gate(hidden) * position_bias, output_attentions)
         if probs is not None:
             probs = probs.mean(dim=1, keepdim=True).expand_as(probs)
+        if self.training:  # time-major memory, as the reference's output: a dropout on it then draws the same mask
+            attended = attended.transpose(0, 1).contiguous().transpose(0, 1)
         return attended, probs
 
 

@@ -65,3 +65,23 @@ def test_state_dict_matches_real_checkpoint(path):
     if base_only:
         ours = {k: s for k, s in ours.items() if k.startswith(prefix + ".")}
     assert ours == shapes
+
+
+REAL_CONFIGS = sorted(p.parent for p in (Path(__file__).parent / "data" / "configs").glob("*/config.json"))
+
+
+@pytest.mark.parametrize("directory", REAL_CONFIGS, ids=[p.name for p in REAL_CONFIGS])
+def test_state_dict_matches_transformers_for_real_config(directory):
+    """Every real config.json (WavLM and w2v-BERT checkpoints among them) built with random weights by transformers
+    and by us: the same state-dict keys and shapes (on the meta device: nothing is allocated)."""
+    import transformers
+
+    from oracle import reference_classes
+
+    ours_config = ModelConfig.from_pretrained(directory)
+    reference_config = transformers.AutoConfig.from_pretrained(directory)
+    with torch.device("meta"):
+        reference = reference_classes(ours_config.model_type)[1](reference_config)
+        ours = model_class(ours_config.model_type)(ours_config)
+    expected = {key: list(t.shape) for key, t in reference.state_dict().items()}
+    assert {key: list(t.shape) for key, t in ours.state_dict().items()} == expected

@@ -159,7 +159,7 @@ def padded_features(lengths=FRAME_LENGTHS, width: int = TINY_BERT["feature_proje
     return torch.from_numpy(batch), torch.from_numpy(mask)
 
 
-def test_batch(model_type: str, seed: int = 0) -> tuple[str, torch.Tensor, torch.Tensor]:
+def model_batch(model_type: str, seed: int = 0) -> tuple[str, torch.Tensor, torch.Tensor]:
     """The model's input name and its padded test batch with mask: waveforms, or feature frames."""
     if model_type in FRAME_INPUT_TYPES:
         return ("input_features", *padded_features(seed=seed))
@@ -168,7 +168,7 @@ def test_batch(model_type: str, seed: int = 0) -> tuple[str, torch.Tensor, torch
 
 def input_cases(model_type: str) -> dict[str, dict[str, torch.Tensor]]:
     """The parity inputs: the padded batch with and without its mask, and two of its rows alone, unpadded."""
-    name, values, mask = test_batch(model_type)
+    name, values, mask = model_batch(model_type)
     lengths = mask.sum(-1).tolist()
     return {
         "padded+mask": {name: values, "attention_mask": mask},

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 import audioclf
 from audioclf.errors import AudioclfError, CheckpointError
-from oracle import FRAME_INPUT_TYPES, build_reference, padded_batch, save_reference, scaled_max_diff, test_batch
+from oracle import FRAME_INPUT_TYPES, build_reference, padded_batch, save_reference, scaled_max_diff, model_batch
 
 Auto = audioclf.AutoModelForAudioClassification
 TYPES = ["wav2vec2", "hubert", "unispeech", "unispeech-sat", "sew", "sew-d", "wavlm", "data2vec-audio",
@@ -33,7 +33,7 @@ def test_every_weight_format_gives_reference_logits(model_type, fmt, tmp_path):
         assert any(p.name.endswith(".index.json") for p in tmp_path.iterdir())
     model, info = Auto.from_pretrained(tmp_path, output_loading_info=True)
     assert not info["missing_keys"] and not info["mismatched_keys"]
-    _, *inputs = test_batch(model_type)
+    _, *inputs = model_batch(model_type)
     assert scaled_max_diff(logits_of(model, inputs), logits_of(reference, inputs)) <= 1e-4
 
 

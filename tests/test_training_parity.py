@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from audioclf.errors import ModelError
 from audioclf.config import ModelConfig
-from oracle import FRAME_INPUT_TYPES, build_reference, ours_like, padded_batch, test_batch
+from oracle import FRAME_INPUT_TYPES, build_reference, ours_like, padded_batch, model_batch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -79,7 +79,7 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def step(model, labels=LABELS, seed: int | None = None, loss_of=None, **inputs):
     """One forward and backward on the padded batch; returns the output (and the loss that was differentiated)."""
-    name, values, mask = test_batch(model.config.model_type)
+    name, values, mask = model_batch(model.config.model_type)
     inputs = {name: values, "attention_mask": mask, **inputs}
     if seed is not None:
         torch.manual_seed(seed)
@@ -187,7 +187,7 @@ def test_seeded_train_mode_with_regularisers_matches(model_type, overrides):
     if overrides.get("use_weighted_layer_sum"):
         noisy.pop("layerdrop", None)
     reference, ours, expected, got = assert_close_step(model_type, {**overrides, **noisy}, train=True, seed=7)
-    _, values, mask = test_batch(model_type)
+    _, values, mask = model_batch(model_type)
     with torch.no_grad():
         reference.eval()
         assert relative(got.logits, reference(values, attention_mask=mask).logits) > 1e-3  # the noise did act
@@ -217,7 +217,7 @@ def test_dropout_makes_train_stochastic_and_eval_deterministic(model_type):
     reference = build_reference(model_type, **regularised(model_type, dict(NOISY, mask_time_prob=0.0,
                                                                                mask_feature_prob=0.0)))
     ours = ours_like(reference)
-    _, values, mask = test_batch(model_type)
+    _, values, mask = model_batch(model_type)
     with torch.no_grad():
         first, second = (ours.train()(values, attention_mask=mask).logits for _ in range(2))
         assert relative(first, second) > 1e-3

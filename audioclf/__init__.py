@@ -16,7 +16,7 @@ _LAZY = {
     "AutoFeatureExtractor": "audioclf.auto",
     "ModelConfig": "audioclf.config",
     "AudioclfError": "audioclf.errors",
-    "classify": "audioclf.pipeline",
+    "classify": "audioclf.engine.classify",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from audioclf.auto import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
     from audioclf.config import ModelConfig
     from audioclf.errors import AudioclfError
-    from audioclf.pipeline import classify
+    from audioclf.engine.classify import classify
 
 
 def __getattr__(name: str) -> Any:

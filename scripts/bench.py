@@ -7,7 +7,7 @@ One run times, on the same model directory, the same files and the same thread c
                      ``top_k=None``); it decodes every file with an ``ffmpeg`` subprocess (mono mix + resample).
 * ``pipeline-sf``  - the same pipeline object called with arrays decoded by ``soundfile`` (mixed to mono and
                      resampled with soxr HQ when needed), so the cost of the ffmpeg subprocess shows separately.
-* ``api``          - ``audioclf.pipeline.Classifier(dir, top_k=0, threads=N)`` (what ``audioclf.classify`` builds),
+* ``api``          - ``audioclf.engine.classify.Classifier(dir, top_k=0, threads=N)`` (what ``audioclf.classify`` builds),
                      classifying the whole list in one call with its default options.
 * ``cli``          - the installed ``audioclf classify --model DIR --top-k 0 --threads N --format jsonl FILES...``.
 * ``api-bf16``     - the API with ``dtype="bfloat16"``.
@@ -257,7 +257,7 @@ def worker(spec: dict) -> None:
     else:
         import torch
 
-        from audioclf.pipeline import Classifier
+        from audioclf.engine.classify import Classifier
 
         model: object = model_dir
         dtype = "bfloat16" if engine == "api-bf16" else "float32"

@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 import soxr
 
-from audioclf.audio import (
-    AudioSource,
-    ChannelPolicy,
-    iter_model_blocks,
-    load_audio,
-    parse_channel_policy,
-    split_streams,
-)
+from audioclf.audio import ArraySource, AudioSource, ChannelPolicy, iter_model_blocks
 from audioclf.errors import AudioError
 
 DATA = Path(__file__).parent / "data" / "audio"
@@ -33,7 +26,7 @@ def four() -> np.ndarray:
      ("0", "index", 0), ("3", "index", 3), (2, "index", 2)],
 )
 def test_parse(text, mode: str, index) -> None:
-    policy = parse_channel_policy(text)
+    policy = ChannelPolicy.parse(text)
     assert (policy.mode, policy.index) == (mode, index)
     assert ChannelPolicy.parse(str(policy)) == policy
     assert ChannelPolicy.parse(policy) is policy
@@ -88,29 +81,13 @@ def test_model_blocks_follow_the_policy(four: np.ndarray) -> None:
     for channel in range(4):
         single = np.concatenate(list(iter_model_blocks(FOUR, 8000, str(channel))))
         np.testing.assert_array_equal(single[:, 0], each[:, channel])
-    mixed = load_audio(FOUR, 16000, "mix")
-    assert mixed.shape == (160000,)
-    np.testing.assert_allclose(mixed, four.mean(axis=1), atol=1e-7)
-    with pytest.raises(AudioError):
-        load_audio(FOUR, 16000, "each")
+    mixed = np.concatenate(list(iter_model_blocks(FOUR, 16000, "mix")))
+    assert mixed.shape == (160000, 1)
+    np.testing.assert_allclose(mixed[:, 0], four.mean(axis=1), atol=1e-7)
 
 
-def test_split_streams(four: np.ndarray) -> None:
-    blocks = [four[i : i + 7000] for i in range(0, four.shape[0], 7000)]
-    streams = split_streams(iter(blocks), "each", 4)
-    assert [label for label, _ in streams] == [0, 1, 2, 3]
-    collected: list[list[np.ndarray]] = [[] for _ in streams]
-    iterators = [it for _, it in streams]
-    for parts in zip(*iterators):  # lock step
-        for k, part in enumerate(parts):
-            assert part.ndim == 1
-            collected[k].append(part)
-    for k in range(4):
-        np.testing.assert_array_equal(np.concatenate(collected[k]), four[:, k])
-    # out of lock step still gives the right data
-    streams = split_streams(iter(blocks), "each", 4)
-    np.testing.assert_array_equal(np.concatenate(list(streams[3][1])), four[:, 3])
-    np.testing.assert_array_equal(np.concatenate(list(streams[0][1])), four[:, 0])
-    (label, mono), = split_streams(iter(blocks), "mix", 4)
-    assert label is None
-    np.testing.assert_array_equal(np.concatenate(list(mono)), four.mean(axis=1))
+def test_arrays_take_the_same_path(four: np.ndarray) -> None:
+    for policy in ("mix", "2", "each"):
+        from_file = np.concatenate(list(iter_model_blocks(FOUR, 8000, policy, block_frames=5000)))
+        from_array = np.concatenate(list(iter_model_blocks(ArraySource(four, 16000), 8000, policy, block_frames=7000)))
+        np.testing.assert_allclose(from_array, from_file, atol=1e-6)

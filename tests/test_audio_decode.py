@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioclf.audio import AUDIO_EXTENSIONS, AudioSource, has_audio_extension, read_audio
+from audioclf.audio import AUDIO_EXTENSIONS, ArraySource, AudioSource, has_audio_extension
 from audioclf.errors import AudioError
 
 DATA = Path(__file__).parent / "data" / "audio"
@@ -66,10 +66,36 @@ def test_clip_decodes_like_soundfile(name: str) -> None:
         np.testing.assert_array_equal(np.concatenate(blocks), whole)
 
 
-def test_read_audio_returns_samples_and_rate() -> None:
-    samples, rate = read_audio(DATA / "speechcommands_yes_30ms_16k_mono.wav")
-    assert rate == 16000 and samples.shape == (480, 1)
-    assert np.abs(samples).max() <= 1.0
+def test_arrays_read_like_files() -> None:
+    stereo = np.arange(20, dtype=np.int16).reshape(10, 2)  # any real dtype, converted without scaling
+    source = ArraySource(stereo, 8000, "input 3")
+    assert (source.sample_rate, source.channels, source.frames) == (8000, 2, 10)
+    blocks = list(source.blocks(4))
+    assert [b.shape for b in blocks] == [(4, 2), (4, 2), (2, 2)]
+    assert all(b.dtype == np.float32 and b.flags.c_contiguous for b in blocks)
+    np.testing.assert_array_equal(np.concatenate(blocks), stereo.astype(np.float32))
+    blocks[0][:] = -1  # blocks are copies
+    assert stereo[0, 0] == 0
+    mono = list(ArraySource(np.ones(5), 16000).blocks())
+    assert [b.shape for b in mono] == [(5, 1)]
+
+
+@pytest.mark.parametrize("samples, rate, needle", [
+    (np.zeros(10), 0, "sampling rate"), (np.zeros(10), 16000.5, "sampling rate"), (np.zeros(10), True, "sampling rate"),
+    (np.zeros(0), 16000, "no audio frames"), (np.zeros((2, 100)), 16000, "transpose"),
+    (np.zeros((2, 2, 2)), 16000, "[frames, channels]"), (np.array(["a", "b"]), 16000, "real numbers"),
+])
+def test_bad_arrays_are_one_line_audio_errors(samples, rate, needle: str) -> None:
+    with pytest.raises(AudioError) as error:
+        ArraySource(samples, rate, "input 0")
+    assert needle in str(error.value) and str(error.value).startswith("input 0: ") and "\n" not in str(error.value)
+
+
+def test_nan_in_an_array_is_reported_when_read() -> None:
+    wave = np.zeros(100, np.float32)
+    wave[50] = np.nan
+    with pytest.raises(AudioError, match="NaN or infinite samples"):
+        list(ArraySource(wave, 100).blocks(10))
 
 
 def test_tiny_file_has_four_frames() -> None:

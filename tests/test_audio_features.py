@@ -1,4 +1,5 @@
-"""Featurizer parity with transformers.Wav2Vec2FeatureExtractor, and preprocessor_config.json handling."""
+"""Featurizer parity with transformers.Wav2Vec2FeatureExtractor (the batch call and the streaming interface), the
+featurizer factory, and preprocessor_config.json handling."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor
 
-from audioclf.audio import FeatureExtractor, FeatureExtractorConfig, normalize, pad_batch
+from audioclf.audio import FeatureExtractor, FeatureExtractorConfig, featurizer_from_dict, load_featurizer, normalize
 from audioclf.errors import AudioError, ConfigError
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
@@ -42,32 +43,73 @@ def _assert_same(expected, actual) -> None:
 
 
 @pytest.mark.parametrize("do_normalize, return_attention_mask, padding_value", SWITCHES)
-def test_pad_batch_matches_transformers(do_normalize: bool, return_attention_mask: bool, padding_value: float) -> None:
-    settings = dict(do_normalize=do_normalize, return_attention_mask=return_attention_mask, padding_value=padding_value)
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_featurize_then_collate_matches_transformers(do_normalize: bool, return_attention_mask: bool,
+                                                     padding_value: float, padding_side: str) -> None:
+    """Per item: featurize equals transformers on the single input. Per batch: collate equals transformers' padded
+    call wherever transformers normalises each item over its own samples (a mask and right padding), and equal
+    lengths always."""
+    settings = dict(do_normalize=do_normalize, return_attention_mask=return_attention_mask, padding_value=padding_value,
+                    padding_side=padding_side)
+    theirs, ours = Wav2Vec2FeatureExtractor(**settings), FeatureExtractor(**settings)
     waves = _waves()
-    expected = Wav2Vec2FeatureExtractor(**settings)(waves, sampling_rate=16000, padding=True, return_tensors="np")
-    input_values, attention_mask = pad_batch(waves, FeatureExtractorConfig(**settings))
-    assert input_values.dtype == np.float32 and input_values.shape == (5, 3000)
-    assert np.abs(input_values - expected["input_values"]).max() <= TOLERANCE
+    features = [ours.featurize(wave) for wave in waves]
+    for wave, item in zip(waves, features):
+        assert item.dtype == np.float32 and item.flags.c_contiguous
+        assert np.abs(item - theirs(wave, sampling_rate=16000, return_tensors="np")["input_values"][0]).max() <= TOLERANCE
+    batch = ours.collate(features)
+    assert set(batch) == ({"input_values", "attention_mask"} if return_attention_mask else {"input_values"})
+    assert batch["input_values"].dtype == np.float32 and batch["input_values"].shape == (5, 3000)
+    expected = theirs(waves, sampling_rate=16000, padding=True, return_tensors="np")
     if return_attention_mask:
-        assert attention_mask is not None and attention_mask.dtype == np.int32
-        np.testing.assert_array_equal(attention_mask, expected["attention_mask"])
-    else:
-        assert attention_mask is None and "attention_mask" not in expected
-    # the call-time override of the mask flag
-    _, forced = pad_batch(waves, FeatureExtractorConfig(**settings), return_attention_mask=True)
-    assert forced is not None and forced.sum() == sum(len(w) for w in waves)
+        assert batch["attention_mask"].dtype == np.int32
+        np.testing.assert_array_equal(batch["attention_mask"], expected["attention_mask"])
+    if (return_attention_mask and padding_side == "right") or not do_normalize:
+        assert np.abs(batch["input_values"] - expected["input_values"]).max() <= TOLERANCE
+    same_length = _waves((1200, 1200, 1200))
+    _assert_same(theirs(same_length, sampling_rate=16000, padding=True, return_tensors="np"),
+                 ours.collate([ours.featurize(wave) for wave in same_length]))
+
+
+def test_exact_padding_needs_a_mask_right_padding_and_layer_norm() -> None:
+    layer, group = type("Config", (), {"feat_extract_norm": "layer"}), type("Config", (), {"feat_extract_norm": "group"})
+    assert FeatureExtractor(return_attention_mask=True).exact_padding(layer)
+    assert not FeatureExtractor(return_attention_mask=True).exact_padding(group)
+    assert not FeatureExtractor(return_attention_mask=False).exact_padding(layer)
+    assert not FeatureExtractor(return_attention_mask=True, padding_side="left").exact_padding(layer)
+    featurizer = FeatureExtractor()
+    assert (featurizer.model_input_name, featurizer.max_samples, featurizer.sampling_rate) == ("input_values", None, 16000)
 
 
 def test_padding_without_mask_normalises_over_the_padding() -> None:
     # The trap documented for transformers: with padding and no mask, padded samples become -mean/std.
     waves = _waves((100, 50))
-    values, mask = pad_batch(waves, FeatureExtractorConfig(return_attention_mask=False))
-    assert mask is None
-    assert np.all(values[1, 50:] == values[1, 50]) and values[1, 50] != 0.0
-    values, mask = pad_batch(waves, FeatureExtractorConfig(return_attention_mask=True, padding_value=0.5))
-    assert np.all(values[1, 50:] == 0.5)
-    np.testing.assert_allclose(values[1, :50], normalize(waves[1]), atol=1e-6)
+    values = FeatureExtractor(return_attention_mask=False)(waves, sampling_rate=16000, padding=True)["input_values"]
+    assert np.all(values[1][50:] == values[1][50]) and values[1][50] != 0.0
+    values = FeatureExtractor(return_attention_mask=True, padding_value=0.5)(waves, sampling_rate=16000,
+                                                                           padding=True)["input_values"]
+    assert np.all(values[1][50:] == 0.5)
+    np.testing.assert_allclose(values[1][:50], normalize(waves[1]), atol=1e-6)
+
+
+def test_factory_picks_the_featurizer_from_the_config(tmp_path: Path) -> None:
+    chosen = featurizer_from_dict({"feature_extractor_type": "Wav2Vec2FeatureExtractor", "sampling_rate": 8000})
+    assert isinstance(chosen, FeatureExtractor) and chosen.sampling_rate == 8000
+    assert isinstance(featurizer_from_dict({}), FeatureExtractor)  # no type: the waveform featurizer
+    assert load_featurizer(None).config == FeatureExtractorConfig()
+    assert load_featurizer(tmp_path).config == FeatureExtractorConfig()  # a directory without the file: defaults
+    (tmp_path / "preprocessor_config.json").write_text('{"return_attention_mask": true}')
+    assert load_featurizer(tmp_path).return_attention_mask is True
+    for kind in ("WhisperFeatureExtractor", 3):
+        (tmp_path / "preprocessor_config.json").write_text(json.dumps({"feature_extractor_type": kind}))
+        with pytest.raises(ConfigError) as error:
+            load_featurizer(tmp_path)
+        message = str(error.value)
+        assert "\n" not in message and "preprocessor_config.json" in message and "not supported" in message
+        assert "Wav2Vec2FeatureExtractor" in message
+    (tmp_path / "preprocessor_config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="invalid JSON"):
+        load_featurizer(tmp_path)
 
 
 @pytest.mark.parametrize("do_normalize, return_attention_mask, padding_value", SWITCHES)

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from audioclf.audio import iter_chunks, iter_window_frames, iter_windows, rebuffer, seconds_to_frames, window_bounds
+from audioclf.audio import iter_window_frames
 from audioclf.errors import AudioError
 
 
@@ -17,6 +17,18 @@ def _ramp(frames: int) -> np.ndarray:
 
 def _blocks(signal: np.ndarray, size: int):
     return (signal[i : i + size] for i in range(0, signal.shape[0], size))
+
+
+def window_bounds(total_frames: int, window_frames: int, hop_frames: int) -> list[tuple[int, int]]:
+    """The placement rule of audioclf.audio.windows, written out on its own: windows at 0, hop, 2·hop, … until the
+    first one that reaches the end, cut short there."""
+    bounds, start = [], 0
+    while start < total_frames:
+        bounds.append((start, min(start + window_frames, total_frames)))
+        if start + window_frames >= total_frames:
+            break
+        start += hop_frames
+    return bounds
 
 
 def test_window_bounds_examples() -> None:
@@ -44,32 +56,27 @@ def test_streaming_windows_match_bounds_and_content(total: int, window: int, hop
         assert got[-1][0] + len(got[-1][1]) == total  # the end of the audio is covered
 
 
-def test_windows_in_seconds_with_overlap() -> None:
-    rate = 100
-    signal = _ramp(1050)  # 10.5 s
-    windows = list(iter_windows(_blocks(signal, 64), rate, window=3.0, hop=1.5))
-    expected = [(0.0, 3.0), (1.5, 4.5), (3.0, 6.0), (4.5, 7.5), (6.0, 9.0), (7.5, 10.5)]
-    assert [(w.start, w.end) for w in windows] == expected
-    assert [w.index for w in windows] == list(range(6))
-    assert all(w.frames == 300 for w in windows)
+def test_overlapping_windows_share_samples() -> None:
+    signal = _ramp(1050)
+    windows = list(iter_window_frames(_blocks(signal, 64), 300, 150))
+    assert [(start, start + len(samples)) for start, samples in windows] == [(k * 150, k * 150 + 300) for k in range(6)]
     # overlap: the second half of one window is the first half of the next
-    for a, b in zip(windows, windows[1:]):
-        np.testing.assert_array_equal(a.samples[150:], b.samples[:150])
+    for (_, a), (_, b) in zip(windows, windows[1:]):
+        np.testing.assert_array_equal(a[150:], b[:150])
 
 
 def test_chunks_last_partial() -> None:
     rate = 16000
-    chunks = list(iter_chunks(_blocks(_ramp(rate * 5 + 400), 4096), rate, chunk=2.0))
-    assert [(c.start_frame, c.end_frame) for c in chunks] == [(0, 32000), (32000, 64000), (64000, 80400)]
-    assert chunks[-1].end == pytest.approx(5.025)
-    np.testing.assert_array_equal(np.concatenate([c.samples for c in chunks]), _ramp(rate * 5 + 400))
+    chunks = list(iter_window_frames(_blocks(_ramp(rate * 5 + 400), 4096), 2 * rate, 2 * rate))
+    assert [(start, start + len(samples)) for start, samples in chunks] == [(0, 32000), (32000, 64000), (64000, 80400)]
+    np.testing.assert_array_equal(np.concatenate([samples for _, samples in chunks]), _ramp(rate * 5 + 400))
 
 
 def test_multi_stream_blocks() -> None:
     signal = np.stack([_ramp(500), -_ramp(500)], axis=1)
-    windows = list(iter_windows(_blocks(signal, 33), 100, window=2.0, hop=1.0))
-    assert [w.samples.shape for w in windows] == [(200, 2)] * 4
-    np.testing.assert_array_equal(windows[-1].samples, signal[300:500])
+    windows = list(iter_window_frames(_blocks(signal, 33), 200, 100))
+    assert [samples.shape for _, samples in windows] == [(200, 2)] * 4
+    np.testing.assert_array_equal(windows[-1][1], signal[300:500])
 
 
 def test_windows_are_lazy_and_independent() -> None:
@@ -86,21 +93,9 @@ def test_windows_are_lazy_and_independent() -> None:
     np.testing.assert_array_equal(b[1], _ramp(100)[10:30])
 
 
-def test_rebuffer() -> None:
-    parts = list(rebuffer(_blocks(_ramp(1001), 7), 100))
-    assert [len(p) for p in parts] == [100] * 10 + [1]
-    np.testing.assert_array_equal(np.concatenate(parts), _ramp(1001))
-
-
-def test_seconds_to_frames_and_bad_arguments() -> None:
-    assert seconds_to_frames(0.5, 16000) == 8000
-    assert seconds_to_frames(1 / 3, 16000) == 5333
-    for bad in (0, -1, float("nan"), float("inf"), "x", 1e-9):
+def test_bad_arguments_and_empty_input() -> None:
+    for window, hop in [(0, 1), (1, 0), (-3, 2)]:
         with pytest.raises(AudioError):
-            seconds_to_frames(bad, 16000, "window")
-    with pytest.raises(AudioError, match="hop"):
-        list(iter_windows([_ramp(10)], 10, window=1.0, hop=0))
-    with pytest.raises(AudioError):
-        window_bounds(10, 0, 1)
-    assert list(iter_windows([], 16000, 1.0)) == []
-    assert list(iter_chunks([np.zeros(0, np.float32)], 16000, 1.0)) == []
+            list(iter_window_frames([_ramp(10)], window, hop))
+    assert list(iter_window_frames([], 16000, 16000)) == []
+    assert list(iter_window_frames([np.zeros(0, np.float32)], 16000, 16000)) == []

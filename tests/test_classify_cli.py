@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -186,15 +188,44 @@ def test_output_file_is_written_atomically(models: dict, tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
 
 
-def test_interrupted_run_leaves_the_old_output_untouched(models: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_the_old_output_untouched(models: dict, tmp_path: Path, signum: int, status: int) -> None:
     target = tmp_path / "results.jsonl"
     target.write_text("old results\n")
     returncode, stderr = interrupt_classify(
         ["--model", str(models["group"][0]), "-o", str(target)], [GOOD],
-        ready=lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), env=ENV, settle=0.5)
-    assert returncode == 130, stderr
+        ready=lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), env=ENV, settle=0.5, signum=signum)
+    assert returncode == status, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
     assert target.read_text() == "old results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]
+
+
+def test_sigint_that_the_parent_ignores_stays_ignored(models: dict, tmp_path: Path) -> None:
+    """A background job of a non-interactive shell inherits SIGINT ignored; like Python itself, the run keeps it
+    ignored (it is not a Ctrl-C from the user) and finishes normally."""
+    code = ("import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "sys.exit(subprocess.call([sys.executable, '-m', 'audioclf', *sys.argv[1:]]))")
+    target = tmp_path / "out.jsonl"
+    process = subprocess.Popen([sys.executable, "-c", code, "classify", "--model", str(models["group"][0]), "-o",
+                                str(target), "-"], env=ENV, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        process.stdin.write(f"{GOOD}\n".encode())
+        process.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not any(GOOD in p.read_text() for p in tmp_path.glob(".*.tmp")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)  # the wrapper and the run, as a terminal's Ctrl-C would
+        time.sleep(1.0)
+        assert process.poll() is None  # still waiting for paths on stdin
+        _, stderr = process.communicate(timeout=60)  # end of the path list: the run ends as usual
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr.decode()
+    assert [json.loads(line)["path"] for line in target.read_text().splitlines()] == [GOOD]
 
 
 def test_usage_errors_exit_2_with_one_line(models: dict, tmp_path: Path) -> None:
@@ -223,4 +254,5 @@ def test_help_documents_exit_codes_without_importing_torch() -> None:
             "r = CliRunner().invoke(app, ['classify', '--help']); print(r.output); print('torch' in sys.modules)")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "Exit status: 0 every input classified; 1 some input failed" in " ".join(output.split())
+    assert "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)" in " ".join(output.split())
     assert output.strip().endswith("False")

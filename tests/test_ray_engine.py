@@ -171,9 +171,14 @@ def local_records(model_dir: Path, inputs: list[str], *extra: str) -> list[dict]
 
 
 def shard_records(directory: Path) -> list[dict]:
-    from audioclf.engines.ray import read_output_records
+    """Every record in the shards of ``directory``; each must match the record schema."""
+    from audioclf.engine.ray import read_output_records
+    from audioclf.engine.records import validate_record
 
-    return read_output_records(str(directory))
+    records = read_output_records(str(directory))
+    for record in records:
+        validate_record(record)
+    return records
 
 
 def assert_same_records(got: list[dict], expected: list[dict], rename=lambda path: path) -> None:
@@ -275,9 +280,10 @@ def test_file_uris_parquet_and_resume(cluster: LoopbackCluster, model_dir: Path,
     assert resumed.returncode == 0, resumed.stderr.decode()[-4000:]
     assert f"{len(later)} inputs classified, {len(first)} already done; 0 failed" in resumed.stderr.decode()
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("part-")) == []  # stale temporaries gone
-    from audioclf.engines.ray import _filesystem, read_shard_records
+    from audioclf.data.sources import filesystem
+    from audioclf.engine.ray import read_shard_records
 
-    fs, _ = _filesystem(str(out))
+    fs, _ = filesystem(str(out))
     new_shards = {p.name for p in out.glob("part-*.parquet")} - first_shards
     assert len(new_shards) == 1
     new_paths = [r["path"] for r in read_shard_records(fs, str(out / new_shards.pop()))]

@@ -1,43 +1,41 @@
-"""Audio layer: decoding, resampling, channel policy, featurizing and windowing (numpy in, numpy out).
+"""Audio layer: decoding, resampling, channel policy, windowing and featurizers (numpy in, numpy out).
 
 Typical path for one file::
 
     source = AudioSource(path)                                  # probe; AudioError if unusable
     blocks = iter_model_blocks(source, 16000, "mix")            # float32 [frames, streams] at 16 kHz
-    for window in iter_windows(blocks, 16000, window=2.0, hop=1.0):
-        input_values, attention_mask = pad_batch([window.samples[:, 0]], config)
+    for start, samples in iter_window_frames(blocks, 32000, 16000):   # 2 s windows every 1 s
+        features = featurizer.featurize(samples[:, 0])
+
+In-memory audio takes the same path through :class:`ArraySource`. :mod:`audioclf.data` builds the streaming engine's
+segments from these pieces.
 """
 
-from audioclf.audio.channels import ChannelPolicy, parse_channel_policy, split_streams
+from audioclf.audio.channels import ChannelPolicy
 from audioclf.audio.decode import (
     AUDIO_EXTENSIONS,
     DEFAULT_BLOCK_FRAMES,
     FFMPEG_EXTENSIONS,
     SOUNDFILE_EXTENSIONS,
+    ArraySource,
     AudioSource,
+    BlockSource,
     ffmpeg_available,
     has_audio_extension,
-    read_audio,
 )
 from audioclf.audio.features import (
     PREPROCESSOR_CONFIG_NAME,
     BatchFeatures,
     FeatureExtractor,
     FeatureExtractorConfig,
+    Featurizer,
+    featurizer_from_dict,
+    load_featurizer,
     normalize,
-    pad_batch,
 )
-from audioclf.audio.resample import Resampler, resample, resample_blocks
-from audioclf.audio.stream import iter_model_blocks, load_audio
-from audioclf.audio.windows import (
-    Window,
-    iter_chunks,
-    iter_window_frames,
-    iter_windows,
-    rebuffer,
-    seconds_to_frames,
-    window_bounds,
-)
+from audioclf.audio.resample import Resampler
+from audioclf.audio.stream import iter_model_blocks
+from audioclf.audio.windows import iter_window_frames
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -45,27 +43,20 @@ __all__ = [
     "FFMPEG_EXTENSIONS",
     "PREPROCESSOR_CONFIG_NAME",
     "SOUNDFILE_EXTENSIONS",
+    "ArraySource",
     "AudioSource",
     "BatchFeatures",
+    "BlockSource",
     "ChannelPolicy",
     "FeatureExtractor",
     "FeatureExtractorConfig",
+    "Featurizer",
     "Resampler",
-    "Window",
+    "featurizer_from_dict",
     "ffmpeg_available",
     "has_audio_extension",
-    "iter_chunks",
     "iter_model_blocks",
     "iter_window_frames",
-    "iter_windows",
-    "load_audio",
+    "load_featurizer",
     "normalize",
-    "pad_batch",
-    "parse_channel_policy",
-    "read_audio",
-    "rebuffer",
-    "resample",
-    "resample_blocks",
-    "seconds_to_frames",
-    "split_streams",
 ]

@@ -15,13 +15,12 @@ from :meth:`ChannelPolicy.stream_channels`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 
 from audioclf.errors import AudioError
 
-__all__ = ["ChannelPolicy", "parse_channel_policy", "split_streams"]
+__all__ = ["ChannelPolicy"]
 
 _NAMES = ("mix", "first", "each")
 
@@ -107,42 +106,3 @@ class ChannelPolicy:
             index = 0 if self.mode == "first" else int(self.index or 0)
             out = block[:, index : index + 1]
         return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def parse_channel_policy(text: str | int | ChannelPolicy) -> ChannelPolicy:
-    """Same as :meth:`ChannelPolicy.parse`."""
-    return ChannelPolicy.parse(text)
-
-
-def split_streams(
-    blocks: Iterable[np.ndarray], policy: ChannelPolicy | str, channels: int
-) -> list[tuple[int | None, Iterator[np.ndarray]]]:
-    """One mono stream per output of ``policy``, each a lazy iterator of ``float32 [frames]`` blocks.
-
-    Convenience for the single-stream policies (``mix``, ``first``, ``N``), where the result holds exactly one
-    ``(label, iterator)`` pair that consumes ``blocks`` lazily. For ``each`` the iterators share one pass over
-    ``blocks``: a stream that runs ahead decodes blocks that the others then hold until they read them, so
-    consume them in lock step (block *k* of every stream before block *k+1* of any) to hold one block per
-    stream; to process channels one after the other without buffering, decode the file once per channel with
-    ``ChannelPolicy("index", c)`` instead.
-    """
-    policy = ChannelPolicy.parse(policy)
-    labels = policy.stream_channels(channels)
-    if len(labels) == 1:
-        return [(labels[0], (policy.apply(block)[:, 0] for block in blocks))]
-
-    source = iter(blocks)
-    queues: list[list[np.ndarray]] = [[] for _ in labels]
-
-    def stream(position: int) -> Iterator[np.ndarray]:
-        while True:
-            if not queues[position]:
-                block = next(source, None)
-                if block is None:
-                    return
-                mapped = policy.apply(block)
-                for k, queue in enumerate(queues):
-                    queue.append(np.ascontiguousarray(mapped[:, k]))
-            yield queues[position].pop(0)
-
-    return [(label, stream(k)) for k, label in enumerate(labels)]

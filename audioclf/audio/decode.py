@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -41,11 +41,12 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "FFMPEG_EXTENSIONS",
     "SOUNDFILE_EXTENSIONS",
+    "ArraySource",
     "AudioSource",
+    "BlockSource",
     "DEFAULT_BLOCK_FRAMES",
     "ffmpeg_available",
     "has_audio_extension",
-    "read_audio",
 ]
 
 #: Extensions read by libsndfile (lower case, with the dot).
@@ -259,20 +260,7 @@ class AudioSource:
         if block_frames <= 0:
             raise ValueError(f"block_frames must be positive, got {block_frames}")
         reader = self._soundfile_blocks if self.backend == "soundfile" else self._ffmpeg_blocks
-        position = 0
-        decoded = reader(block_frames)
-        try:
-            for block in decoded:
-                if not np.isfinite(block).all():
-                    bad = int(np.argmax(~np.isfinite(block).all(axis=1)))
-                    seconds = (position + bad) / self.sample_rate
-                    raise AudioError(f"{self.path}: contains NaN or infinite samples (first at {seconds:.3f} s)")
-                position += block.shape[0]
-                yield block
-        finally:
-            decoded.close()  # stops an ffmpeg process at once when the consumer quits early
-        if position == 0:
-            raise AudioError(f"{self.path}: no audio frames could be decoded")
+        return _checked_blocks(reader(block_frames), self.path, self.sample_rate)
 
     def read_all(self) -> np.ndarray:
         """The whole file as one ``float32`` array ``[frames, channels]`` (for short files)."""
@@ -393,7 +381,81 @@ def _ffprobe(path: Path) -> dict:
         raise AudioError(f"{path}: ffprobe returned unreadable output") from None
 
 
-def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Decode a whole (short) file: ``(float32 [frames, channels], sample_rate)``."""
-    source = AudioSource(path)
-    return source.read_all(), source.sample_rate
+def _checked_blocks(blocks: Iterator[np.ndarray], path: Any, sample_rate: int) -> Iterator[np.ndarray]:
+    """Pass ``float32 [frames, channels]`` blocks through, raising :class:`AudioError` at the first NaN/Inf sample
+    and when there are no frames at all. Closing this generator closes ``blocks`` (an ffmpeg process stops)."""
+    position = 0
+    try:
+        for block in blocks:
+            if not np.isfinite(block).all():
+                bad = int(np.argmax(~np.isfinite(block).all(axis=1)))
+                seconds = (position + bad) / sample_rate
+                raise AudioError(f"{path}: contains NaN or infinite samples (first at {seconds:.3f} s)")
+            position += block.shape[0]
+            yield block
+    finally:
+        blocks.close()  # type: ignore[attr-defined]
+    if position == 0:
+        raise AudioError(f"{path}: no audio frames could be decoded")
+
+
+class BlockSource(Protocol):
+    """What the audio path reads from: a file (:class:`AudioSource`) or an array in memory (:class:`ArraySource`).
+
+    ``path`` names the source in error messages; ``blocks()`` yields ``float32 [frames, channels]`` blocks at
+    ``sample_rate``."""
+
+    path: Any
+    sample_rate: int
+    channels: int
+
+    def blocks(self, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Iterator[np.ndarray]: ...
+
+
+class ArraySource:
+    """Audio already in memory, read like a file: ``samples`` ``[frames]`` (mono) or ``[frames, channels]`` (the
+    layout ``soundfile`` returns) at ``sample_rate`` Hz.
+
+    Any real dtype is accepted and converted to float32 without scaling (as ``transformers``' feature extractors
+    do); torch tensors are converted to numpy. ``name`` labels the source in error messages. Raises
+    :class:`AudioError` for a rate that is not a positive integer, an empty array, a shape other than 1-D/2-D,
+    a 2-D array with more channels than frames (probably ``[channels, frames]``: transpose it) and non-real
+    dtypes; NaN/Inf samples are reported by :meth:`blocks`, as for files.
+    """
+
+    backend = "memory"
+
+    def __init__(self, samples: Any, sample_rate: Any, name: str = "array") -> None:
+        self.path = name
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise AudioError(f"{name}: sampling rate must be a positive integer (Hz), got {sample_rate!r}")
+        if hasattr(samples, "detach") and hasattr(samples, "cpu"):  # a torch tensor, without importing torch
+            samples = samples.detach().cpu().numpy()
+        array = np.asarray(samples)
+        if array.dtype.kind not in "fiu":
+            raise AudioError(f"{name}: audio samples must be real numbers, got an array of {array.dtype}")
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise AudioError(f"{name}: audio must be [frames] or [frames, channels], got shape {tuple(array.shape)}")
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise AudioError(f"{name}: no audio frames (shape {tuple(array.shape)})")
+        if array.shape[1] > array.shape[0]:
+            raise AudioError(f"{name}: a 2-D array is [frames, channels], but shape {tuple(array.shape)} has more "
+                             "channels than frames; transpose it")
+        self.samples = array
+        self.sample_rate = int(sample_rate)
+        self.channels = int(array.shape[1])
+        self.frames = int(array.shape[0])
+        self.format = f"array {array.dtype}"
+
+    def __repr__(self) -> str:
+        return f"ArraySource({self.path!r}, sample_rate={self.sample_rate}, channels={self.channels}, frames={self.frames})"
+
+    def blocks(self, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The samples as C-contiguous ``float32 [frames, channels]`` copies of at most ``block_frames`` frames."""
+        if block_frames <= 0:
+            raise ValueError(f"block_frames must be positive, got {block_frames}")
+        pieces = (np.array(self.samples[start:start + block_frames], dtype=np.float32, order="C")
+                  for start in range(0, self.frames, block_frames))
+        return _checked_blocks(pieces, self.path, self.sample_rate)

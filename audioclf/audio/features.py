@@ -1,7 +1,16 @@
-"""Waveform featurizer with the semantics of ``transformers.Wav2Vec2FeatureExtractor``.
+"""Featurizers: the interface the streaming engine uses, and the waveform featurizer with the semantics of
+``transformers.Wav2Vec2FeatureExtractor``.
 
-All six supported architectures take the raw waveform: the "features" are the samples themselves, padded to
-a common length and (when ``do_normalize``) standardised per sequence:
+**Interface** (:class:`Featurizer`). The engine featurizes each segment on a decode thread (``featurize``: one
+mono ``float32 [N]`` segment → the model input of one item) and pads a batch of them on the main thread
+(``collate`` → the model's keyword arrays). ``exact_padding(model_config)`` says whether items of different
+lengths may share a batch without changing any item's result; when it is false the engine batches equal lengths
+only. ``max_samples`` caps the segment length (``None``: any length). :func:`load_featurizer` picks the class from
+``preprocessor_config.json`` (``feature_extractor_type``).
+
+**Waveform featurizer** (:class:`FeatureExtractor`). All six supported architectures take the raw waveform: the
+"features" are the samples themselves, padded to a common length and (when ``do_normalize``) standardised per
+sequence:
 
     y = (x - mean(x[:L])) / sqrt(var(x[:L]) + 1e-7)          (float32, population variance)
 
@@ -21,28 +30,30 @@ import json
 import logging
 import math
 import os
-
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from audioclf.checkpoints.files import PREPROCESSOR_CONFIG_NAME
 from audioclf.errors import AudioError, ConfigError
 from audioclf.fileio import write_text_atomic
 
 __all__ = [
+    "FEATURIZERS",
     "PREPROCESSOR_CONFIG_NAME",
     "BatchFeatures",
     "FeatureExtractor",
     "FeatureExtractorConfig",
+    "Featurizer",
+    "featurizer_from_dict",
+    "load_featurizer",
     "normalize",
-    "pad_batch",
 ]
 
 logger = logging.getLogger(__name__)
 
-PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 FEATURE_EXTRACTOR_TYPE = "Wav2Vec2FeatureExtractor"
 VARIANCE_EPSILON = 1e-7
 
@@ -108,17 +119,7 @@ class FeatureExtractorConfig:
     def from_json_file(cls, path: str | os.PathLike[str]) -> "FeatureExtractorConfig":
         """Read one JSON file (raises :class:`ConfigError` when missing or malformed)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path}: cannot read ({error})") from None
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno} column {error.colno}"
-            raise ConfigError(f"{path}: invalid JSON at {where} ({error.msg})") from None
+        values = _read_json(path)
         try:
             return cls.from_dict(values)
         except ConfigError as error:
@@ -163,6 +164,23 @@ class FeatureExtractorConfig:
         return target
 
 
+def _read_json(path: Path) -> Any:
+    """The parsed content of a JSON file; :class:`ConfigError` (one line, naming the file) when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read ({error})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise ConfigError(f"{path}: invalid JSON at {where} ({error.msg})") from None
+    except RecursionError:  # a hostile file of deeply nested brackets
+        raise ConfigError(f"{path}: invalid JSON (nested too deeply)") from None
+
+
 def _as_int(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -182,32 +200,6 @@ def normalize(wave: np.ndarray) -> np.ndarray:
     """
     x = _as_wave(wave)
     return (x - x.mean()) / np.sqrt(x.var() + VARIANCE_EPSILON)
-
-
-def pad_batch(
-    waves: Sequence[np.ndarray],
-    config: FeatureExtractorConfig | None = None,
-    return_attention_mask: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pad a batch to its longest wave and normalise it as ``Wav2Vec2FeatureExtractor(waves, padding=True)``.
-
-    Args:
-        waves: ``B`` waveforms ``[samples_i]`` (any real dtype; converted to float32).
-        config: padding value/side, ``do_normalize`` and the default for ``return_attention_mask``.
-        return_attention_mask: overrides ``config.return_attention_mask`` when not ``None``.
-
-    Returns:
-        ``input_values`` ``float32 [B, N]`` with ``N = max(samples_i)``, and ``attention_mask`` ``int32 [B, N]``
-        (1 on real samples) or ``None`` when no mask is requested.
-    """
-    config = config or FeatureExtractorConfig()
-    mask = config.return_attention_mask if return_attention_mask is None else bool(return_attention_mask)
-    rows, masks = _pad_rows([_as_wave(w) for w in waves], config, "longest", None, False, None, mask)
-    if config.do_normalize:
-        rows = _normalize_rows(rows, masks, config.padding_value)
-    input_values = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
-    attention_mask = (np.stack(masks) if masks else np.zeros((0, 0), np.int32)) if masks is not None else None
-    return input_values, attention_mask
 
 
 def _as_wave(wave: Any) -> np.ndarray:
@@ -298,13 +290,43 @@ class BatchFeatures(dict):
         return BatchFeatures({k: v.to(*args, **kwargs) if hasattr(v, "to") else v for k, v in self.items()})
 
 
+class Featurizer(Protocol):
+    """What the streaming engine needs from a featurizer (see the module docstring).
+
+    Attributes:
+        sampling_rate: the rate the model's audio must have, in Hz.
+        model_input_name: the model's keyword for the features: ``"input_values"`` or ``"input_features"``.
+        max_samples: the longest segment the model takes, in samples (``None``: unlimited).
+    """
+
+    sampling_rate: int
+    model_input_name: str
+    max_samples: int | None
+
+    def featurize(self, samples: np.ndarray) -> np.ndarray:
+        """One mono segment ``float32 [N]`` → the features of one item (``[N]`` or ``[frames, bins]``)."""
+        ...
+
+    def collate(self, items: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """``featurize`` outputs of one batch → the model's keyword arrays (``attention_mask`` included when the
+        model takes one), padded as ``transformers`` pads a batch."""
+        ...
+
+    def exact_padding(self, model_config: Any) -> bool:
+        """True when items of different lengths may share a batch without changing any item's result."""
+        ...
+
+
 class FeatureExtractor:
-    """Callable featurizer with the interface and numbers of ``Wav2Vec2FeatureExtractor``.
+    """The waveform featurizer: the interface and numbers of ``Wav2Vec2FeatureExtractor``, and :class:`Featurizer`.
 
     ``FeatureExtractor.from_pretrained(model_dir)`` reads ``preprocessor_config.json`` (defaults when absent).
     """
 
     model_input_names = ["input_values", "attention_mask"]
+    model_input_name = "input_values"
+    #: waveform models take segments of any length
+    max_samples: int | None = None
 
     def __init__(self, config: FeatureExtractorConfig | None = None, **overrides: Any) -> None:
         if config is None:
@@ -316,6 +338,10 @@ class FeatureExtractor:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str]) -> "FeatureExtractor":
         return cls(FeatureExtractorConfig.from_pretrained(path))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "FeatureExtractor":
+        return cls(FeatureExtractorConfig.from_dict(values))
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         return self.config.save_pretrained(directory)
@@ -348,6 +374,32 @@ class FeatureExtractor:
     def return_attention_mask(self) -> bool:
         return self.config.return_attention_mask
 
+    # ---------------------------------------------------------------------------------------- streaming interface
+    def featurize(self, samples: np.ndarray) -> np.ndarray:
+        """One mono segment ``[N]`` (any real dtype) → contiguous ``float32 [N]``: the samples, standardised when
+        ``do_normalize`` (statistics over this segment only)."""
+        wave = np.ascontiguousarray(_as_wave(samples))
+        return normalize(wave) if self.do_normalize else wave
+
+    def collate(self, items: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`featurize` outputs ``[N_i]`` → ``{"input_values": float32 [B, N]}`` padded to the longest with
+        ``padding_value`` on ``padding_side``, plus ``"attention_mask": int32 [B, N]`` (1 on real samples) when
+        ``return_attention_mask``. Equal to ``self(items, padding=True)`` on the unnormalised items whenever that
+        call normalises each item over its own samples (a mask and right padding, or equal lengths)."""
+        rows, masks = _pad_rows([_as_wave(item) for item in items], self.config, "longest", None, False, None,
+                                self.return_attention_mask)
+        batch = {"input_values": np.stack(rows) if rows else np.zeros((0, 0), np.float32)}
+        if masks is not None:
+            batch["attention_mask"] = np.stack(masks) if masks else np.zeros((0, 0), np.int32)
+        return batch
+
+    def exact_padding(self, model_config: Any) -> bool:
+        """Padding changes nothing when the model gets a mask, pads on the right and normalises its conv stack per
+        frame (``feat_extract_norm == "layer"``); group norm runs over the padded time axis too."""
+        return (self.return_attention_mask and self.padding_side == "right"
+                and getattr(model_config, "feat_extract_norm", None) == "layer")
+
+    # ------------------------------------------------------------------------------- transformers-style batch call
     def __call__(
         self,
         raw_speech: Any,
@@ -440,3 +492,42 @@ def _to_tensors(key: str, rows: list[np.ndarray], return_tensors: str | None) ->
     import torch  # only when torch tensors are asked for
 
     return torch.from_numpy(stacked)
+
+
+# ---------------------------------------------------------------------------------------------------------- factory
+#: ``feature_extractor_type`` → a constructor from the parsed ``preprocessor_config.json``
+FEATURIZERS: dict[str, Callable[[dict[str, Any]], Featurizer]] = {
+    FEATURE_EXTRACTOR_TYPE: FeatureExtractor.from_dict,
+}
+
+
+def featurizer_from_dict(values: dict[str, Any]) -> Featurizer:
+    """The featurizer a parsed ``preprocessor_config.json`` describes; without ``feature_extractor_type`` the
+    waveform featurizer (what ``transformers`` picks for the six supported model types). An unsupported type is a
+    one-line :class:`ConfigError`."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a preprocessor config must be a JSON object, got {type(values).__name__}")
+    kind = values.get("feature_extractor_type", FEATURE_EXTRACTOR_TYPE)
+    factory = FEATURIZERS.get(kind) if isinstance(kind, str) else None
+    if factory is None:
+        raise ConfigError(f"feature_extractor_type {kind!r} is not supported (supported: {', '.join(FEATURIZERS)})")
+    return factory(values)
+
+
+def load_featurizer(path: str | os.PathLike[str] | None) -> Featurizer:
+    """The featurizer of a model directory (its ``preprocessor_config.json``; defaults when it has none, or when
+    ``path`` is ``None``) or of a JSON file. Raises :class:`ConfigError` naming the file."""
+    if path is None:
+        return featurizer_from_dict({})
+    path = Path(path)
+    if path.is_dir():
+        path = path / PREPROCESSOR_CONFIG_NAME
+        if not path.is_file():
+            return featurizer_from_dict({})
+    elif not path.is_file():
+        raise ConfigError(f"{path}: no such file or directory")
+    try:
+        return featurizer_from_dict(_read_json(path))
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from None

@@ -2,20 +2,18 @@
 
 Feeding a signal block by block through :class:`Resampler` (and calling :meth:`Resampler.flush` at the end)
 gives the same samples as one call of ``soxr.resample(signal, in_rate, out_rate, quality="HQ")`` on the whole
-signal, to float32 rounding (about 1e-7). When the rates are equal the resampler is the identity and copies
-nothing.
+signal, to float32 rounding (about 1e-7), whatever the block sizes. When the rates are equal the resampler is the
+identity and copies nothing.
 """
 
 from __future__ import annotations
-
-from typing import Iterable, Iterator
 
 import numpy as np
 import soxr
 
 from audioclf.errors import AudioError
 
-__all__ = ["Resampler", "resample", "resample_blocks"]
+__all__ = ["Resampler"]
 
 QUALITY = "HQ"
 
@@ -72,34 +70,3 @@ class Resampler:
         if self._stream is None:
             return empty
         return self._stream.resample_chunk(empty, last=True)
-
-
-def resample_blocks(
-    blocks: Iterable[np.ndarray], in_rate: int, out_rate: int, channels: int | None = None
-) -> Iterator[np.ndarray]:
-    """Resample a stream of blocks, yielding only non-empty ``float32`` output blocks (then flushing).
-
-    ``channels`` defaults to the layout of the first block (``1`` for ``[frames]`` blocks).
-    """
-    resampler: Resampler | None = None
-    for block in blocks:
-        if resampler is None:
-            count = channels if channels is not None else (1 if np.ndim(block) == 1 else np.shape(block)[1])
-            resampler = Resampler(in_rate, out_rate, count)
-        out = resampler.process(block)
-        if out.shape[0]:
-            yield out
-    if resampler is not None:
-        tail = resampler.flush()
-        if tail.shape[0]:
-            yield tail
-
-
-def resample(signal: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """One-shot resampling of a whole ``[frames]`` or ``[frames, channels]`` signal to ``float32``."""
-    signal = np.ascontiguousarray(signal, dtype=np.float32)
-    if in_rate == out_rate:
-        return signal
-    if in_rate <= 0 or out_rate <= 0:
-        raise AudioError(f"sample rates must be positive, got {in_rate} Hz -> {out_rate} Hz")
-    return soxr.resample(signal, in_rate, out_rate, quality=QUALITY)

@@ -1,10 +1,13 @@
-"""``audioclf classify``: a thin command-line layer over :mod:`audioclf.pipeline`.
+"""``audioclf classify``: a thin command-line layer over :mod:`audioclf.engine.classify`.
 
-This module imports neither torch nor the pipeline at import time; the command imports them when it runs.
+This module imports neither torch nor the engine at import time; the command imports them when it runs. Errors go
+through the CLI's one error layer (:mod:`audioclf.cli._errors`): the library's argument errors are told with the
+flags' names. SIGINT and SIGTERM stop a run cleanly (:class:`_StopSignals`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import signal
@@ -12,18 +15,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
+from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, flag_for, handles_errors, report
 from audioclf.cli.output import FORMATS, atomic_output, open_writer, resolve_format
-from audioclf.errors import AudioclfError
+from audioclf.errors import AudioclfError, OptionError
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
 ENGINES = ("local", "ray")
 
 
+@handles_errors()
 def classify(
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).",
                                                          show_default=False)] = None,
@@ -95,7 +98,8 @@ def classify(
     (with --output: by file extension .json/.csv/.tsv/.txt, else JSON Lines).
 
     --resume with --output keeps the records already there and classifies only the other inputs; with it an
-    interrupted run (Ctrl-C) still writes the records of the inputs it finished, so the next run goes on from there.
+    interrupted run (Ctrl-C or SIGTERM) still writes the records of the inputs it finished, so the next run goes on
+    from there. Without --resume an interrupted run leaves --output as it was.
 
     --engine ray runs on a Ray cluster (--address; pip install 'audioclf[ray]'): inputs (paths, directories, globs,
     lists, or URIs such as file:// or s3://) are decoded in Ray Data tasks and classified by --workers model actors
@@ -103,7 +107,7 @@ def classify(
     part-*.jsonl (or --format parquet) in the --output directory; --resume skips inputs already in the shards.
 
     Exit status: 0 every input classified; 1 some input failed (its record says why); 2 usage error (bad option,
-    unknown label, model that cannot be loaded).
+    unknown label, model that cannot be loaded); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
     """
     if engine not in ENGINES:
         raise AudioclfError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -123,29 +127,53 @@ def classify(
                    aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
                    labels=label_names, device=device, dtype=dtype, quantize=quantize, threads=threads, recursive=recursive,
                    revision=revision)
-    if engine == "ray":
-        _classify_on_ray(arguments, files_from, null, model, options, output_format, output, resume, address, workers,
-                         quiet)
+    with _StopSignals() as stop:
+        try:
+            if engine == "ray":
+                status = _classify_on_ray(arguments, files_from, null, model, options, output_format, output, resume,
+                                          address, workers, quiet)
+            else:
+                status = _classify_locally(arguments, files_from, null, model, options, output_format, output, resume,
+                                           workers, quiet, stop)
+        except OptionError as error:
+            raise _with_flags(error) from None
+        except KeyboardInterrupt:
+            stop.note(signal.SIGINT)
+    if stop.received is not None:  # also when the run went on to the end after a signal
+        report(KeyboardInterrupt())  # "interrupted", as every command says it
+        raise typer.Exit(128 + stop.received)  # 130 for SIGINT, 143 for SIGTERM
+    raise typer.Exit(status)
+
+
+def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bool, model: Optional[str],
+                      options: dict[str, Any], output_format: str, output: Optional[str], resume: bool,
+                      workers: Optional[int], quiet: bool, stop: "_StopSignals") -> int:
+    """The local engine: records to stdout or to ``--output`` (atomically); returns the exit status. A signal
+    raises KeyboardInterrupt (:class:`_StopSignals`); with ``--resume`` the finished inputs are saved first."""
     output_path = None if output is None else Path(output)
     if output_path is not None and not (output_path.parent if str(output_path.parent) else Path(".")).is_dir():
         raise AudioclfError(f"--output {output}: the directory {output_path.parent} does not exist")
     fmt = resolve_format(output_format, output_path, sys.stdout.isatty())
-    from audioclf.engines.records import RESUMABLE_FORMATS, done_paths, read_record_file
+    from audioclf.engine.records import RESUMABLE_FORMATS, done_paths, read_record_file
 
     kept: list[dict[str, Any]] = []
     if resume:
         if fmt not in RESUMABLE_FORMATS:
             raise AudioclfError(f"--resume cannot read {fmt} output back; use --format {', '.join(RESUMABLE_FORMATS)}")
         if output_path is not None and output_path.exists():
-            kept = read_record_file(output_path, fmt)
+            try:
+                kept = read_record_file(output_path, fmt)
+            except AudioclfError as error:
+                raise AudioclfError(f"--resume: {error}") from None
 
-    from audioclf.inputs import STDIN, expand_inputs
-    from audioclf.pipeline import Classifier
+    from audioclf.data.sources import STDIN, expand_inputs
+    from audioclf.engine.classify import Classifier
 
     _return_large_buffers_to_os()
 
     classifier = Classifier(model, workers=workers, **options)
-    items: Any = expand_inputs(arguments, recursive=recursive, files_from=files_from, null_separated=null)
+    items: Any = expand_inputs(arguments, recursive=bool(options["recursive"]), files_from=files_from,
+                               null_separated=null)
     if kept:
         done = done_paths(kept)
         items = (item for item in items if item.path not in done)
@@ -157,37 +185,47 @@ def classify(
     show_progress = not quiet and sys.stderr.isatty()
     started = time.monotonic()
     kept_failed = len(done_paths(record for record in kept if "error" in record))
-    interrupted = False
     with _Progress(total, show_progress) as progress:
         if output_path is None:
             try:
-                _write(classifier, items, open_writer(fmt, sys.stdout), progress)
+                _write(classifier, items, open_writer(fmt, sys.stdout), progress, stop)
             except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                raise typer.Exit(EXIT_SOME_FAILED) from None
+                return EXIT_SOME_FAILED
         else:
             with atomic_output(output_path) as stream:
                 writer = open_writer(fmt, stream)
                 for record in kept:
                     writer.write(record)
-                if not resume:
-                    _write(classifier, items, writer, progress)
-                else:
-                    interrupted = _write_resumable(classifier, items, writer, progress)
-    if interrupted:  # the finished inputs are saved; the next --resume run continues from them
-        raise KeyboardInterrupt
+                try:
+                    _write(classifier, items, writer, progress, stop)
+                except KeyboardInterrupt:
+                    if not resume:
+                        raise  # the old output stays as it was
+                    writer.close()  # keep the inputs whose records are written; the next --resume goes on from there
+                    stop.note(signal.SIGINT)  # the command exits as interrupted whatever this returns
+                    return EXIT_SOME_FAILED
     failed = progress.failed + kept_failed
     if not quiet and failed:
         done_count = progress.done + len(done_paths(kept))
         typer.echo(f"{failed} of {done_count} inputs failed ({time.monotonic() - started:.1f} s)", err=True)
-    raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _with_flags(error: OptionError) -> OptionError:
+    """The error with the argument a dependency names told as a flag too (``hop needs window`` is shown as ``--hop
+    needs --window``; the error layer turns the leading argument into its flag)."""
+    if not error.detail.startswith("needs "):
+        return error
+    return OptionError(error.option, "needs " + flag_for(error.detail.removeprefix("needs ")))
 
 
 def _classify_on_ray(arguments: list[str], files_from: Optional[Path], null: bool, model: Optional[str],
                      options: dict[str, Any], output_format: str, output: Optional[str], resume: bool,
-                     address: Optional[str], workers: Optional[int], quiet: bool) -> None:
-    """``--engine ray``: shards of records in the ``--output`` directory; exits with the usual status."""
-    from audioclf.engines import ray as engine
+                     address: Optional[str], workers: Optional[int], quiet: bool) -> int:
+    """``--engine ray``: shards of records in the ``--output`` directory; returns the usual exit status."""
+    from audioclf.data.sources import expand_uri_inputs
+    from audioclf.engine import ray as engine
 
     fmt = "jsonl" if output_format == "auto" else output_format
     if fmt not in engine.FORMATS:
@@ -196,16 +234,15 @@ def _classify_on_ray(arguments: list[str], files_from: Optional[Path], null: boo
         raise AudioclfError("--engine ray needs --output DIR (a directory or URI for the record shards)")
     engine.import_ray()  # before anything slow: say at once when Ray is missing
     started = time.monotonic()
-    items = list(engine.expand_uri_inputs(arguments, recursive=bool(options.get("recursive")),
-                                          files_from=None if files_from is None else str(files_from),
-                                          null_separated=null))
+    items = list(expand_uri_inputs(arguments, recursive=bool(options.get("recursive")),
+                                   files_from=None if files_from is None else str(files_from), null_separated=null))
     run = engine.classify_on_ray(items, output, model=model, options=options, fmt=fmt, address=address,
                                  workers=workers, resume=resume, quiet=quiet)
     if not quiet:
         skipped = f", {run.skipped} already done" if run.skipped else ""
         typer.echo(f"{run.classified} inputs classified{skipped}; {run.failed} failed; {run.shards} new shards in "
                    f"{output} ({time.monotonic() - started:.1f} s)", err=True)
-    raise typer.Exit(EXIT_SOME_FAILED if run.failed else EXIT_OK)
+    return EXIT_SOME_FAILED if run.failed else EXIT_OK
 
 
 # Typer keeps single line breaks of the help text; the docstring's paragraphs are written as wrapped source lines.
@@ -231,54 +268,62 @@ def _return_large_buffers_to_os() -> None:
         pass
 
 
-def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress") -> None:
-    for record in classifier.classify(items, progress=progress.update):
-        writer.write(record)
-    writer.close()
-
-
-def _write_resumable(classifier: Any, items: Any, writer: Any, progress: "_Progress") -> bool:
-    """Like :func:`_write`, but on Ctrl-C close the output with the inputs whose records are all written (returns
-    True). Records reach the writer an input at a time (consecutive records of one path), with Ctrl-C held off while
-    they are written, so an input is never half in the file."""
-    pending: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        with _interrupts_deferred():
-            for record in pending:
+def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress", stop: "_StopSignals") -> None:
+    """Write the records of every input, one input at a time with signals held off, so that an interrupted run
+    never leaves an input half written; then close the writer."""
+    for records in classifier.classify_inputs(items, progress=progress.update):
+        with stop.deferred():
+            for record in records:
                 writer.write(record)
-        pending.clear()
-
-    try:
-        for record in classifier.classify(items, progress=progress.update):
-            if pending and record["path"] != pending[0]["path"]:
-                flush()
-            pending.append(record)
-        flush()
-    except KeyboardInterrupt:
-        writer.close()  # the records of the unfinished input (pending) are left out
-        return True
     writer.close()
-    return False
 
 
-class _interrupts_deferred:
-    """Hold SIGINT back (deliver it on exit) while a block runs; only the main thread can do this."""
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM during a run: the handler notes the signal and raises KeyboardInterrupt in the
+    main thread, which stops the engine; the command then exits with 128 + the signal number (130, 143) after
+    saying "interrupted". :meth:`deferred` holds the KeyboardInterrupt back while a block runs (it is raised at the
+    end of the block). The signal is remembered even where the KeyboardInterrupt cannot surface (raised inside a
+    finalizer), so the exit status never claims success. A signal the process inherited as ignored (a background
+    job of a non-interactive shell ignores SIGINT) stays ignored, as Python itself leaves it."""
 
-    def __enter__(self) -> None:
-        self.received = False
-        self.previous = None
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._holding = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._hold)
-
-    def _hold(self, signum: int, frame: Any) -> None:
-        self.received = True
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            if self.received:
-                raise KeyboardInterrupt
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    def note(self, signum: int) -> None:
+        """Remember a stop by ``signum`` unless an earlier signal is remembered already."""
+        if self.received is None:
+            self.received = int(signum)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.note(signum)
+        if not self._holding:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Run the block without interruption; a signal that arrived meanwhile raises KeyboardInterrupt after it."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self.received is not None:
+            raise KeyboardInterrupt
 
 
 class _Progress:
@@ -313,7 +358,7 @@ class _Progress:
             self._bar.__exit__(*exc_info)
 
     def update(self, done: Any) -> None:
-        """Pipeline callback: one input (a :class:`audioclf.pipeline.FileDone`) has finished."""
+        """Engine callback: one input (a :class:`audioclf.engine.classify.FileDone`) has finished."""
         self.done += 1
         self.failed += done.error is not None
         self.audio_seconds += done.duration

@@ -4,9 +4,9 @@ Formats:
 
 * ``jsonl`` — one JSON object per record and line, flushed as soon as the record is ready;
 * ``json``  — one JSON array of the records (streamed element by element; valid once the run ends);
-* ``csv`` / ``tsv`` — a header, then one row per (record, label) with the columns :data:`DELIMITED_COLUMNS`;
-  ``rank`` counts from 1; ``channel``/``start``/``end`` are empty where they do not apply; a record without
-  labels (an error, or every label filtered out) is one row with empty ``rank``/``label``/``score``;
+* ``csv`` / ``tsv`` — a header, then one row per (record, label) with the columns
+  :data:`audioclf.engine.records.DELIMITED_COLUMNS` (:func:`audioclf.engine.records.delimited_rows`, which
+  :func:`audioclf.engine.records.read_record_file` reads back);
 * ``table`` — a rich table written when the run ends (colour only on a terminal, and never with ``NO_COLOR``).
 
 ``auto`` is ``table`` when the output is a terminal, JSON Lines otherwise; with ``--output FILE`` it follows the
@@ -20,10 +20,9 @@ import json
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-__all__ = ["DELIMITED_COLUMNS", "FORMATS", "RecordWriter", "atomic_output", "open_writer", "resolve_format"]
+__all__ = ["FORMATS", "RecordWriter", "atomic_output", "open_writer", "resolve_format"]
 
 FORMATS = ("auto", "table", "jsonl", "json", "csv", "tsv")
-DELIMITED_COLUMNS = ("path", "channel", "start", "end", "rank", "label", "score", "error")
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "table"}
 
 
@@ -84,17 +83,15 @@ class JsonArrayWriter:
 
 class DelimitedWriter:
     def __init__(self, stream: IO[str], delimiter: str) -> None:
+        from audioclf.engine.records import DELIMITED_COLUMNS, delimited_rows
+
+        self.rows = delimited_rows
         self.stream = stream
         self.writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
         self.writer.writerow(DELIMITED_COLUMNS)
 
     def write(self, record: dict[str, Any]) -> None:
-        base = [record["path"], record.get("channel", ""), record.get("start", ""), record.get("end", "")]
-        labels = record.get("labels") or []
-        if not labels:
-            self.writer.writerow(base + ["", "", "", record.get("error", "")])
-        for rank, item in enumerate(labels, start=1):
-            self.writer.writerow(base + [rank, item["label"], repr(item["score"]), ""])
+        self.writer.writerows(self.rows(record))  # type: ignore[arg-type]
         self.stream.flush()
 
     def close(self) -> None:

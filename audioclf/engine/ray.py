@@ -5,14 +5,16 @@ Data flow::
     driver: expand inputs (paths, directories, globs, lists, URIs) → skip inputs with records (--resume)
         → ray.data.from_items([{index, path, error}])
         → map (Ray tasks, 1 CPU each):   Segmenter.prepare — decode → channel policy → resample → segments →
-                                          normalise (the local engine's code), one row per input
+                                          featurize (the local engine's code), one row per input
         → map_batches (actor pool of --workers model replicas, each loads the model once, CPU or GPU):
                                           Classifier.score_prepared — batching, model, activation, records
         → write (Datasink):               shards ``part-<run>-<task>.jsonl`` / ``.parquet`` in the output directory
 
 **Records** are the local engine's records, built by the same code: a JSON Lines shard holds exactly the lines
 ``audioclf classify --format jsonl`` prints. A Parquet shard has one row per record with the columns of
-:data:`RECORD_SCHEMA`; fields a record does not have are null (:func:`read_shard_records` drops them again).
+:func:`audioclf.engine.records.parquet_schema`; fields a record does not have are null (:func:`read_shard_records`
+drops them again). The driver needs only the model's config files (to check the options and cut nothing itself);
+each actor loads the weights once.
 
 **Shards** are written to a hidden temporary name and renamed when complete, so a shard is either whole or absent;
 a write task that is retried rewrites the same shard name. All records of one input are in one shard. A plain
@@ -31,34 +33,31 @@ without it an output directory that already holds shards is refused, so two runs
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
-import re
-import shutil
 import sys
-import tempfile
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
-from audioclf.errors import AudioclfError
-from audioclf.inputs import InputItem, expand_inputs
+from audioclf.data.failures import failure_reason, one_line
+from audioclf.data.segments import PreparedFile, Segmenter, load_model_configs
+from audioclf.data.sources import SourceItem, filesystem, is_uri, local_copy
+from audioclf.engine.records import ScoreRecords, parquet_schema, records_from_jsonl
+from audioclf.errors import AudioclfError, OptionError
 
-__all__ = ["FORMATS", "INSTALL_HINT", "RayRun", "classify_on_ray", "expand_uri_inputs", "read_output_records"]
+__all__ = ["FORMATS", "INSTALL_HINT", "RayRun", "classify_on_ray", "read_output_records"]
 
 INSTALL_HINT = "--engine ray needs Ray Data and pyarrow, which are not installed: pip install 'audioclf[ray]'"
 FORMATS = ("jsonl", "parquet")
 SHARD_PREFIX = "part-"
 #: inputs per shard (Ray bundles blocks until a write task has at least this many)
 SHARD_INPUTS = 512
-
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_GLOB_CHARS = frozenset("*?[")
+#: the columns of a decoded input's row (:meth:`PreparedFile.to_row`)
+_PREPARED_COLUMNS = ("path", "error", "duration", "streams", "layout", "features")
 
 
 def import_ray() -> Any:
@@ -72,117 +71,7 @@ def import_ray() -> Any:
     return ray
 
 
-def is_uri(text: str) -> bool:
-    return bool(_URI.match(text))
-
-
-# ---------------------------------------------------------------------------------------------------- filesystems
-def _filesystem(location: str) -> tuple[Any, str]:
-    """``(pyarrow filesystem, path in it)`` for a URI or a local path."""
-    import pyarrow.fs as pafs
-
-    if not is_uri(location):
-        return pafs.LocalFileSystem(), os.path.abspath(location)
-    try:
-        return pafs.FileSystem.from_uri(location)
-    except Exception as error:  # unknown scheme, missing credentials, …
-        raise AudioclfError(f"{location}: cannot open this filesystem ({_one_line(error)})") from None
-
-
-def _uri_prefix(uri: str) -> str:
-    """``"s3://"`` for ``s3://bucket/key``: joined with a filesystem path it gives a URI again."""
-    return uri[: uri.index("://") + 3]
-
-
-def expand_uri_inputs(arguments: Iterable[str], *, recursive: bool = False, files_from: str | None = None,
-                      null_separated: bool = False) -> Iterator[InputItem]:
-    """:func:`audioclf.inputs.expand_inputs`, plus URIs of any filesystem pyarrow reads (``file://``, ``s3://``,
-    ``gs://``, ``hdfs://``, …): a directory URI gives its audio files (sorted; the whole tree with ``recursive``),
-    a URI with glob characters its matches, any other URI is taken as a file."""
-    for argument in arguments:
-        text = os.fspath(argument)
-        if is_uri(text):
-            yield from _expand_uri(text, recursive)
-        else:
-            yield from expand_inputs([text], recursive=recursive)
-    if files_from is not None:
-        yield from expand_inputs([], files_from=files_from, null_separated=null_separated)
-
-
-def _expand_uri(uri: str, recursive: bool) -> Iterator[InputItem]:
-    import pyarrow.fs as pafs
-
-    from audioclf.audio import has_audio_extension
-
-    try:
-        fs, path = _filesystem(uri)
-        info = fs.get_file_info(path)
-    except AudioclfError as error:
-        yield InputItem(uri, error=str(error).removeprefix(f"{uri}: "))
-        return
-    except Exception as error:
-        yield InputItem(uri, error=f"cannot read ({_one_line(error)})")
-        return
-    prefix = _uri_prefix(uri)
-    if info.type == pafs.FileType.Directory:
-        found = sorted(entry.path for entry in fs.get_file_info(pafs.FileSelector(path, recursive=recursive))
-                       if entry.type == pafs.FileType.File and has_audio_extension(entry.path)
-                       and not any(part.startswith(".") for part in entry.path[len(path):].split("/")))
-        if not found:
-            yield InputItem(uri, error="no audio files in this directory" + ("" if recursive else " (use --recursive "
-                                                                                               "for subdirectories)"))
-        yield from (InputItem(prefix + entry) for entry in found)
-    elif info.type == pafs.FileType.NotFound and _GLOB_CHARS & set(path):
-        parts = path.split("/")
-        fixed = next(k for k, part in enumerate(parts) if _GLOB_CHARS & set(part))
-        base = "/".join(parts[:fixed]) or "/"
-        deep = recursive or len(parts) - fixed > 1
-        try:
-            entries = fs.get_file_info(pafs.FileSelector(base, recursive=deep, allow_not_found=True))
-        except Exception as error:
-            yield InputItem(uri, error=f"cannot list {base} ({_one_line(error)})")
-            return
-        matches = sorted(entry.path for entry in entries
-                         if entry.type == pafs.FileType.File and fnmatch.fnmatchcase(entry.path, path))
-        if not matches:
-            yield InputItem(uri, error="no files match this pattern")
-        yield from (InputItem(prefix + match) for match in matches)
-    else:
-        yield InputItem(uri)
-
-
-@contextmanager
-def _readable_copy(path: str) -> Iterator[str | None]:
-    """A local path holding the bytes of ``path``: ``None`` for a local path (read it in place), the filesystem
-    path for ``file://``, else a temporary copy (same extension, removed afterwards)."""
-    if not is_uri(path):
-        yield None
-        return
-    import pyarrow.fs as pafs
-
-    fs, inner = _filesystem(path)
-    if isinstance(fs, pafs.LocalFileSystem):
-        yield inner
-        return
-    suffix = os.path.splitext(inner)[1]
-    with tempfile.NamedTemporaryFile(suffix=suffix, prefix="audioclf-") as copy:
-        with fs.open_input_stream(inner) as source:
-            shutil.copyfileobj(source, copy, length=1 << 20)
-        copy.flush()
-        yield copy.name
-
-
-# ------------------------------------------------------------------------------------------------------- records
-def record_schema() -> Any:
-    """Parquet columns of a record; a field the record lacks is null."""
-    import pyarrow as pa
-
-    label = pa.struct([("label", pa.string()), ("score", pa.float64())])
-    return pa.schema([("path", pa.string()), ("channel", pa.int64()), ("start", pa.float64()), ("end", pa.float64()),
-                      ("labels", pa.list_(label)), ("model", pa.string()), ("revision", pa.string()),
-                      ("error", pa.string())])
-
-
+# ------------------------------------------------------------------------------------------------------- shards
 def _shard_names(fs: Any, directory: str) -> list[str]:
     import pyarrow.fs as pafs
 
@@ -201,71 +90,45 @@ def read_shard_records(fs: Any, shard: str) -> list[dict[str, Any]]:
         return [{key: value for key, value in row.items() if value is not None} for row in table.to_pylist()]
     with fs.open_input_stream(shard) as stream:
         text = stream.read().decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return records_from_jsonl(text, shard)
 
 
 def read_output_records(output: str) -> list[dict[str, Any]]:
     """Every record in the shards of an output directory (a path or URI), shard by shard."""
     import_ray()
-    fs, directory = _filesystem(output)
+    fs, directory = filesystem(output)
     return [record for shard in _shard_names(fs, directory) for record in read_shard_records(fs, shard)]
 
 
 # ---------------------------------------------------------------------------------------------------- Ray stages
-def _decode(row: dict[str, Any], segmenter: Any) -> dict[str, Any]:
-    """Ray Data map: one input row → its segments (the local engine's :class:`~audioclf.pipeline.Segmenter`)."""
-    from audioclf.pipeline import PreparedFile, failure_reason
-
-    path, error = str(row["path"]), row["error"] or None
+def _decode(row: dict[str, Any], segmenter: Segmenter) -> dict[str, Any]:
+    """Ray Data map: one input row → its segments (the local engine's :meth:`Segmenter.prepare`)."""
+    item = SourceItem(str(row["path"]), error=row["error"] or None)
     try:
-        with _readable_copy(path) as local:
-            prepared = segmenter.prepare(path, error, local)
+        with local_copy(item.path) as local:
+            prepared = segmenter.prepare(item, local)
     except FileNotFoundError:
-        prepared = PreparedFile(path, error="no such file")
+        prepared = PreparedFile(item, error="no such file")
     except Exception as failure:  # the filesystem could not deliver the bytes
-        prepared = PreparedFile(path, error=f"cannot read: {failure_reason(failure, path)}")
-    segments = prepared.segments
-    return {
-        "index": row["index"],
-        "path": path,
-        "error": prepared.error or "",
-        "duration": prepared.duration,
-        "streams": json.dumps(prepared.streams),
-        "layout": np.array([(stream, start, samples.shape[0]) for stream, start, samples in segments],
-                           dtype=np.int64).tobytes(),
-        "samples": b"".join(np.ascontiguousarray(samples, dtype=np.float32).tobytes() for _, _, samples in segments),
-    }
-
-
-def _unpack(path: str, error: str, duration: float, streams: str, layout: bytes, samples: bytes) -> Any:
-    from audioclf.pipeline import PreparedFile
-
-    if error:
-        return PreparedFile(path, duration=float(duration), error=error)
-    table = np.frombuffer(layout, dtype=np.int64).reshape(-1, 3)
-    values = np.frombuffer(samples, dtype=np.float32)
-    segments, offset = [], 0
-    for stream, start, frames in table.tolist():
-        segments.append((stream, start, values[offset:offset + frames].copy()))
-        offset += frames
-    return PreparedFile(path, json.loads(streams), segments, float(duration))
+        prepared = PreparedFile(item, error=f"cannot read: {failure_reason(failure, item.label)}")
+    return {"index": row["index"], **prepared.to_row()}
 
 
 class _ModelActor:
     """Ray Data actor: one model replica, loaded once; scores batches of prepared inputs into records."""
 
     def __init__(self, model: str | None, options: dict[str, Any]) -> None:
-        from audioclf.pipeline import Classifier
+        from audioclf.engine.classify import Classifier
 
         self.classifier = Classifier(model, **options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        files = [_unpack(*(batch[column][k] for column in ("path", "error", "duration", "streams", "layout", "samples")))
+        files = [PreparedFile.from_row({column: batch[column][k] for column in _PREPARED_COLUMNS})
                  for k in range(len(batch["index"]))]
         results = self.classifier.score_prepared(files)
         return {
             "index": np.asarray(batch["index"], dtype=np.int64),
-            "path": np.array([file.path for file in files], dtype=object),
+            "path": np.array([file.item.path for file in files], dtype=object),
             "failed": np.array([any("error" in record for record in records) for records in results]),
             "records": np.array(["".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
                                  for records in results], dtype=object),
@@ -302,7 +165,7 @@ def _shard_sink(output: str, fmt: str, run_id: str, distributed: bool) -> Any:
                     texts += table.column("records").to_pylist()
             if not texts:
                 return {"shard": None, "inputs": 0, "failed": 0, "records": 0}
-            fs, directory = _filesystem(self.output)
+            fs, directory = filesystem(self.output)
             name = f"{SHARD_PREFIX}{self.run_id}-{ctx.task_idx:06d}.{self.fmt}"
             temporary = f"{directory}/.{name}.tmp"
             records = sum(text.count("\n") for text in texts)
@@ -313,8 +176,8 @@ def _shard_sink(output: str, fmt: str, run_id: str, distributed: bool) -> Any:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                rows = [json.loads(line) for text in texts for line in text.splitlines()]
-                pq.write_table(pa.Table.from_pylist(rows, schema=record_schema()), temporary, filesystem=fs)
+                rows = records_from_jsonl("".join(texts), name)
+                pq.write_table(pa.Table.from_pylist(rows, schema=parquet_schema()), temporary, filesystem=fs)
             fs.move(temporary, f"{directory}/{name}")
             return {"shard": name, "inputs": len(texts), "failed": failed, "records": records}
 
@@ -336,17 +199,17 @@ class RayRun:
     shards: int = 0
 
 
-def classify_on_ray(items: Iterable[InputItem], output: str, *, model: str | None, options: dict[str, Any],
+def classify_on_ray(items: Iterable[SourceItem], output: str, *, model: str | None, options: dict[str, Any],
                     fmt: str = "jsonl", address: str | None = None, workers: int | None = None,
                     resume: bool = False, quiet: bool = False) -> RayRun:
     """Classify ``items`` on a Ray cluster and write shards of records to the directory ``output`` (path or URI).
 
     Args:
-        items: the inputs (see :func:`expand_uri_inputs`).
+        items: the inputs (see :func:`audioclf.data.sources.expand_uri_inputs`).
         output: directory for the shards; created when missing.
         model: model directory, weights file or Hub id, readable from every node (``None``: the default model).
-        options: :class:`~audioclf.pipeline.ClassifyOptions` fields; ``batch_size`` is also the number of inputs
-            per actor call.
+        options: :class:`~audioclf.engine.classify.ClassifyOptions` fields; ``batch_size`` is also the number of
+            inputs per actor call.
         fmt: ``"jsonl"`` or ``"parquet"``.
         address: the cluster (``host:port``, ``ray://host:port``, ``auto``); ``None``: ``RAY_ADDRESS`` when set,
             else a Ray instance started on this machine for the run.
@@ -356,15 +219,15 @@ def classify_on_ray(items: Iterable[InputItem], output: str, *, model: str | Non
         resume: skip inputs whose records are already in ``output``.
         quiet: no progress bars, warnings only.
     """
-    if fmt not in FORMATS:
-        raise AudioclfError(f"--engine ray writes {' or '.join(FORMATS)}, not {fmt}")
-    if workers is not None and workers < 1:
-        raise AudioclfError(f"--workers must be 1 or more, got {workers}")
-    ray = import_ray()
-    from audioclf.pipeline import ClassifyOptions
+    from audioclf.engine.classify import ClassifyOptions
 
-    ClassifyOptions(**options).validate()
-    fs, directory = _filesystem(output)
+    if fmt not in FORMATS:
+        raise OptionError("format", f"must be {' or '.join(FORMATS)} with the Ray engine, not {fmt}")
+    if workers is not None and workers < 1:
+        raise OptionError("workers", f"must be 1 or more, got {workers}")
+    ray = import_ray()
+    opts = ClassifyOptions.checked(options)
+    fs, directory = filesystem(output)
     try:
         info = fs.get_file_info(directory)
         import pyarrow.fs as pafs
@@ -376,7 +239,7 @@ def classify_on_ray(items: Iterable[InputItem], output: str, *, model: str | Non
     except AudioclfError:
         raise
     except Exception as error:
-        raise AudioclfError(f"--output {output}: {_one_line(error)}") from None
+        raise AudioclfError(f"--output {output}: {one_line(error)}") from None
     if existing and not resume:
         raise AudioclfError(f"--output {output} already holds results ({len(existing)} shards); add --resume to "
                             "continue that run, or choose an empty directory")
@@ -398,13 +261,14 @@ def classify_on_ray(items: Iterable[InputItem], output: str, *, model: str | Non
     if not rows:
         return run
 
-    from audioclf.pipeline import Classifier
-
-    # The driver loads the model once on the CPU to check it and the options, as the local engine does, and to
-    # learn the preprocessing; the actors load their own replicas.
-    probe = Classifier(model, **{**options, "device": "cpu", "workers": 1})
-    segmenter = probe.segmenter
-    del probe
+    # The driver reads the model's config files only: enough to check the options against the model (receptive
+    # field, label names) and to cut the audio; the actors load the weights.
+    config, featurizer = load_model_configs(model, opts.revision)
+    segmenter = Segmenter.for_model(config, featurizer, channels=opts.channels, chunk=opts.chunk, window=opts.window,
+                                    hop=opts.hop)
+    ScoreRecords.for_config(config, labels=opts.labels, top_k=opts.top_k, min_score=opts.min_score, model="",
+                            revision=None, windowed=opts.window is not None, aggregate=opts.aggregate,
+                            sampling_rate=featurizer.sampling_rate)
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -467,8 +331,3 @@ def _remove_stale_temporaries(fs: Any, directory: str) -> None:
                 fs.delete_file(entry.path)
             except OSError:
                 pass
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-

@@ -28,7 +28,7 @@ def test_reduced_precision_agrees_with_float32(options):
 
 
 def test_quantize_option_errors():
-    with pytest.raises(AudioclfError, match="--quantize must be int8"):
+    with pytest.raises(AudioclfError, match="quantize must be int8"):
         audioclf.classify([str(CLIPS[0])], quantize="int4")
     with pytest.raises(AudioclfError, match="float32 models only"):
         audioclf.classify([str(CLIPS[0])], quantize="int8", dtype="bfloat16")

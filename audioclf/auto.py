@@ -287,7 +287,9 @@ class AutoModelForAudioClassification:
 
 
 class AutoFeatureExtractor:
-    """Reads ``preprocessor_config.json`` (defaults when it is absent) into a feature extractor."""
+    """Reads ``preprocessor_config.json`` (defaults when it is absent) into the featurizer its
+    ``feature_extractor_type`` names (:func:`audioclf.audio.features.load_featurizer`): the waveform
+    ``FeatureExtractor``, or ``SeamlessM4TFeatureExtractor`` for wav2vec2-BERT."""
 
     def __init__(self) -> None:
         raise EnvironmentError("AutoFeatureExtractor is not meant to be instantiated: use "
@@ -295,16 +297,16 @@ class AutoFeatureExtractor:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, subfolder: str = "", **kwargs: Any):
-        from audioclf.audio.features import FeatureExtractor, FeatureExtractorConfig
+        from audioclf.audio.features import load_featurizer
 
         hub = {key: kwargs.pop(key) for key in _HUB_KWARGS if key in kwargs}
         kwargs.pop("resume_download", None)
         path = Path(os.fspath(pretrained_model_name_or_path)).expanduser()
         if path.is_file():
-            fe_config = FeatureExtractorConfig.from_pretrained(path)
+            featurizer = load_featurizer(path)
         else:
             source = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub, weights=False)
-            fe_config = FeatureExtractorConfig.from_pretrained(source.directory)
-        for key, value in kwargs.items():
-            setattr(fe_config, key, value)
-        return FeatureExtractor(fe_config)
+            featurizer = load_featurizer(source.directory)
+        if kwargs:  # overrides of config fields, as transformers takes them
+            featurizer = type(featurizer)(featurizer.config, **kwargs)
+        return featurizer

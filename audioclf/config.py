@@ -288,7 +288,7 @@ SEW_D: dict[str, Field] = {
     "norm_rel_ebd": Field("layer_norm", "'layer_norm' normalises the relative-position embeddings", text),
 }
 
-# -- WavLM, data2vec-audio, wav2vec2-conformer, wav2vec2-bert -----------------------------------------------------------
+# -- WavLM, data2vec-audio, wav2vec2-conformer, wav2vec2-bert ------------------------------------------------------
 #: the transformer width fields without the positional conv (models that have none, or a different one)
 TRANSFORMER_LAYERS: dict[str, Field] = {name: spec for name, spec in TRANSFORMER.items()
                                         if name not in ("num_conv_pos_embeddings", "num_conv_pos_embedding_groups")}
@@ -381,6 +381,11 @@ register_architecture("wav2vec2-bert", "wav2vec2_bert", TRANSFORMER_LAYERS, HEAD
                       intermediate_size=4096, hidden_act="swish", hidden_dropout=0.0, attention_dropout=0.0,
                       activation_dropout=0.0, classifier_proj_size=768)
 
+#: architectures whose encoder lets padded frames reach valid ones whatever the mask (data2vec-audio's positional conv
+#: stack and wav2vec2-conformer's depthwise convs see the padding, as in the reference implementations): a padded batch
+#: then differs slightly from its rows run alone
+PADDING_REACHES_VALID_FRAMES = frozenset({"data2vec-audio", "wav2vec2-conformer"})
+
 #: model_type -> the attribute (and checkpoint key prefix) holding the base model.
 BASE_PREFIXES: dict[str, str] = {name: spec.base_prefix for name, spec in ARCHITECTURES.items()}
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(ARCHITECTURES)
@@ -472,6 +477,12 @@ class ModelConfig:
     def base_prefix(self) -> str:
         """Attribute name and checkpoint key prefix of the base model (``sew_d`` for ``sew-d``)."""
         return self.architecture.base_prefix
+
+    @property
+    def masks_padding_exactly(self) -> bool:
+        """Whether, given a mask, padded frames leave the valid frames' results unchanged inside the model (see
+        :data:`PADDING_REACHES_VALID_FRAMES`; the conv feature encoder and the featurizer are judged separately)."""
+        return self.model_type not in PADDING_REACHES_VALID_FRAMES
 
     @property
     def position_attention_types(self) -> tuple[str, ...]:

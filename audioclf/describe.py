@@ -32,7 +32,7 @@ class ModelDescription:
     num_attention_heads: int
     intermediate_size: int
     conv_layers: int
-    feat_extract_norm: str
+    feat_extract_norm: str | None
     do_stable_layer_norm: bool | None
     use_weighted_layer_sum: bool
     parameters: int
@@ -57,7 +57,7 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
     files are fetched (or found in the cache); its weights are not."""
     import torch
 
-    from audioclf.audio.features import FeatureExtractorConfig
+    from audioclf.audio.features import load_featurizer
     from audioclf.auto import AutoConfig, resolve_source
     from audioclf.checkpoints.files import list_weight_files
     from audioclf.models import model_class
@@ -73,9 +73,10 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
                                 weights=False)
         directory = source.directory
         config = AutoConfig.from_pretrained(directory)
-    features = FeatureExtractorConfig.from_pretrained(directory)
+    featurizer = load_featurizer(directory)
     with torch.device("meta"):
         classifier = model_class(config.model_type)(config)
+    conv_stack = getattr(classifier.base_model, "feature_extractor", None)  # None: the model reads feature frames
     parameters = sum(p.numel() for p in classifier.parameters())
     hub_facts: dict[str, Any] = {}
     if source is not None and source.repo_id and source.commit:
@@ -97,7 +98,7 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
         architecture=type(classifier).__name__,
         architectures=getattr(config, "architectures", None),
         model_type=config.model_type,
-        sampling_rate=features.sampling_rate,
+        sampling_rate=featurizer.sampling_rate,
         num_labels=config.num_labels,
         labels=[config.id2label[i] for i in range(config.num_labels)],
         problem_type=config.problem_type,
@@ -105,13 +106,13 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
         num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads,
         intermediate_size=config.intermediate_size,
-        conv_layers=len(config.conv_dim),
-        feat_extract_norm=config.feat_extract_norm,
+        conv_layers=len(conv_stack.conv_layers) if conv_stack is not None else 0,
+        feat_extract_norm=conv_stack.norm if conv_stack is not None else None,
         do_stable_layer_norm=getattr(config, "do_stable_layer_norm", None),
         use_weighted_layer_sum=config.use_weighted_layer_sum,
         parameters=parameters,
         size_fp32_bytes=parameters * 4,
         weights_files=list_weight_files(directory),
-        feature_extractor=features.to_dict(),
+        feature_extractor=featurizer.config.to_dict(),
         **hub_facts,
     )

@@ -394,10 +394,12 @@ class FeatureExtractor:
         return batch
 
     def exact_padding(self, model_config: Any) -> bool:
-        """Padding changes nothing when the model gets a mask, pads on the right and normalises its conv stack per
-        frame (``feat_extract_norm == "layer"``); group norm runs over the padded time axis too."""
+        """Padding changes nothing when the model gets a mask, pads on the right, normalises its conv stack per
+        frame (``feat_extract_norm == "layer"``; group norm runs over the padded time axis too) and keeps padded
+        frames away from valid ones in its encoder (``masks_padding_exactly``)."""
         return (self.return_attention_mask and self.padding_side == "right"
-                and getattr(model_config, "feat_extract_norm", None) == "layer")
+                and getattr(model_config, "feat_extract_norm", None) == "layer"
+                and getattr(model_config, "masks_padding_exactly", True))
 
     # ------------------------------------------------------------------------------- transformers-style batch call
     def __call__(
@@ -495,9 +497,18 @@ def _to_tensors(key: str, rows: list[np.ndarray], return_tensors: str | None) ->
 
 
 # ---------------------------------------------------------------------------------------------------------- factory
+def _seamless_m4t(values: dict[str, Any]) -> Featurizer:
+    """wav2vec2-BERT's filter-bank featurizer (imported on demand: :mod:`audioclf.audio.spectral_features` imports
+    this module)."""
+    from audioclf.audio.spectral_features import SeamlessM4TFeatureExtractor, SeamlessM4TFeatureExtractorConfig
+
+    return SeamlessM4TFeatureExtractor(SeamlessM4TFeatureExtractorConfig.from_dict(values))
+
+
 #: ``feature_extractor_type`` → a constructor from the parsed ``preprocessor_config.json``
 FEATURIZERS: dict[str, Callable[[dict[str, Any]], Featurizer]] = {
     FEATURE_EXTRACTOR_TYPE: FeatureExtractor.from_dict,
+    "SeamlessM4TFeatureExtractor": _seamless_m4t,
 }
 
 

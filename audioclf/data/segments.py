@@ -116,7 +116,8 @@ class Segmenter:
         chunk or window shorter than the model's receptive field, a window longer than the model takes, and a hop
         shorter than one sample."""
         rate = featurizer.sampling_rate
-        min_samples = receptive_field(model_config)
+        # the model's conv stack, or the featurizer's own minimum (filter-bank frames need whole windows)
+        min_samples = max(receptive_field(model_config), getattr(featurizer, "min_samples", 1))
         limit = featurizer.max_samples
         option, seconds = ("window", window) if window is not None else ("chunk", chunk)
         cut = round(seconds * rate)

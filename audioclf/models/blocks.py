@@ -102,6 +102,7 @@ class ConvFeatureEncoder(nn.Module):
         layers = []
         in_channels = 1
         norm_kind = norm if norm is not None else config.feat_extract_norm
+        self.norm = norm_kind  #: "group" (first layer only) or "layer" (every layer)
         for index, (channels, kernel, stride) in enumerate(zip(config.conv_dim, config.conv_kernel, config.conv_stride)):
             if norm_kind == "layer":
                 norm = "layer"
@@ -365,13 +366,14 @@ class EncoderOutput:
 class LayerStack(nn.Module):
     """Runs a list of layers with LayerDrop and optional gradient checkpointing, collecting states and maps.
 
-    Holds no parameters: an encoder owns its ``layers`` (their names are checkpoint keys) and calls
-    :meth:`run`. LayerDrop: in training with ``layerdrop > 0`` one ``torch.rand([])`` is drawn before each layer and
-    the layer is skipped when it is below ``layerdrop`` (an identity: its hidden state repeats the previous one, its
-    attention map is None); with ``spare_first`` the first layer always runs and draws nothing (WavLM, whose first
-    layer owns the relative position table). This is plain (single-process) training; the reference implementation runs a drawn-out
-    layer anyway under DeepSpeed ZeRO-3 or FSDP. Gradient checkpointing (``checkpointing = True``) recomputes each layer in the backward
-    pass (non-reentrant ``torch.utils.checkpoint``, random state replayed, so outputs and gradients are unchanged).
+    Holds no parameters: an encoder owns its ``layers`` (their names are checkpoint keys) and calls :meth:`run`.
+    LayerDrop: in training with ``layerdrop > 0`` one ``torch.rand([])`` is drawn before each layer and the layer is
+    skipped when it is below ``layerdrop`` (an identity: its hidden state repeats the previous one, its attention
+    map is None); with ``spare_first`` the first layer always runs and draws nothing (WavLM, whose first layer owns
+    the relative position table). This is plain (single-process) training; the reference implementation runs a
+    drawn-out layer anyway under DeepSpeed ZeRO-3 or FSDP. Gradient checkpointing (``checkpointing = True``)
+    recomputes each layer in the backward pass (non-reentrant ``torch.utils.checkpoint``, random state replayed, so
+    outputs and gradients are unchanged).
     """
 
     def __init__(self, layerdrop: float = 0.0, spare_first: bool = False) -> None:

@@ -21,7 +21,10 @@ from audioclf.errors import AudioclfError, CheckpointError, ConfigError
 _NAME_PATTERNS: tuple[tuple[str, str], ...] = tuple(sorted(
     [("unispeech-sat", "unispeech-sat"), ("unispeech_sat", "unispeech-sat"), ("unispeechsat", "unispeech-sat"),
      ("sew-d", "sew-d"), ("sew_d", "sew-d"), ("sewd", "sew-d"), ("unispeech", "unispeech"),
-     ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew")],
+     ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew"),
+     ("wavlm", "wavlm"), ("data2vec-audio", "data2vec-audio"), ("data2vec_audio", "data2vec-audio"),
+     ("wav2vec2-conformer", "wav2vec2-conformer"), ("wav2vec2_conformer", "wav2vec2-conformer"),
+     ("wav2vec2-bert", "wav2vec2-bert"), ("wav2vec2_bert", "wav2vec2-bert"), ("w2v-bert", "wav2vec2-bert")],
     key=lambda item: -len(item[0]),
 ))
 

@@ -94,15 +94,16 @@ class SinusoidalRelativePositions(nn.Module):
         self.hidden_size = hidden_size
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        length, width = hidden.shape[1], self.hidden_size
-        position = torch.arange(length, dtype=torch.int64).float()[:, None]
-        frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.int64).float() * -(math.log(10000.0) / width))
-        table = torch.zeros(2, length, width)
+        length, width, device = hidden.shape[1], self.hidden_size, hidden.device
+        position = torch.arange(length, dtype=torch.int64, device=device).float()[:, None]
+        frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.int64, device=device).float()
+                              * -(math.log(10000.0) / width))
+        table = torch.zeros(2, length, width, device=device)
         for row, sign in ((0, 1.0), (1, -1.0)):  # distances 0..T-1, then 0..-(T-1)
             angles = sign * position * frequency
             table[row, :, 0::2] = torch.sin(angles)
             table[row, :, 1::2] = torch.cos(angles)
-        return torch.cat([table[0].flip(0), table[1, 1:]]).to(device=hidden.device, dtype=hidden.dtype)
+        return torch.cat([table[0].flip(0), table[1, 1:]]).to(hidden.dtype)
 
 
 def gather_distances(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,8 @@ _NAME_PATTERNS: tuple[tuple[str, str], ...] = tuple(sorted(
     [("unispeech-sat", "unispeech-sat"), ("unispeech_sat", "unispeech-sat"), ("unispeechsat", "unispeech-sat"),
      ("sew-d", "sew-d"), ("sew_d", "sew-d"), ("sewd", "sew-d"), ("unispeech", "unispeech"),
      ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew"),
+     ("audio-spectrogram-transformer", "audio-spectrogram-transformer"),
+     ("audio_spectrogram_transformer", "audio-spectrogram-transformer"), ("whisper", "whisper"),
      ("wavlm", "wavlm"), ("data2vec-audio", "data2vec-audio"), ("data2vec_audio", "data2vec-audio"),
      ("wav2vec2-conformer", "wav2vec2-conformer"), ("wav2vec2_conformer", "wav2vec2-conformer"),
      ("wav2vec2-bert", "wav2vec2-bert"), ("wav2vec2_bert", "wav2vec2-bert"), ("w2v-bert", "wav2vec2-bert")],
@@ -290,9 +292,11 @@ class AutoModelForAudioClassification:
 
 
 class AutoFeatureExtractor:
-    """Reads ``preprocessor_config.json`` (defaults when it is absent) into the featurizer its
-    ``feature_extractor_type`` names (:func:`audioclf.audio.features.load_featurizer`): the waveform
-    ``FeatureExtractor``, or ``SeamlessM4TFeatureExtractor`` for wav2vec2-BERT."""
+    """Reads a model's feature-extractor settings into the featurizer its ``feature_extractor_type`` names: the
+    waveform ``FeatureExtractor`` (``Wav2Vec2FeatureExtractor``), ``ASTFeatureExtractor``,
+    ``WhisperFeatureExtractor`` or ``SeamlessM4TFeatureExtractor`` (wav2vec2-BERT). Settings come from
+    ``processor_config.json`` (its ``feature_extractor`` entry) or ``preprocessor_config.json``, else the defaults
+    of the model type (see :func:`audioclf.audio.features.featurizer_settings`)."""
 
     def __init__(self) -> None:
         raise EnvironmentError("AutoFeatureExtractor is not meant to be instantiated: use "
@@ -300,16 +304,15 @@ class AutoFeatureExtractor:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, subfolder: str = "", **kwargs: Any):
-        from audioclf.audio.features import load_featurizer
+        """Keyword arguments other than the Hub ones replace settings (validated like the file's)."""
+        from audioclf.audio.features import featurizer_from_dict, load_featurizer
 
         hub = {key: kwargs.pop(key) for key in _HUB_KWARGS if key in kwargs}
         kwargs.pop("resume_download", None)
         path = Path(os.fspath(pretrained_model_name_or_path)).expanduser()
-        if path.is_file():
-            featurizer = load_featurizer(path)
-        else:
-            source = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub, weights=False)
-            featurizer = load_featurizer(source.directory)
-        if kwargs:  # overrides of config fields, as transformers takes them
-            featurizer = type(featurizer)(featurizer.config, **kwargs)
+        if not path.is_file():
+            path = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub, weights=False).directory
+        featurizer = load_featurizer(path)
+        if kwargs:
+            featurizer = featurizer_from_dict({**featurizer.config.to_dict(), **kwargs})
         return featurizer

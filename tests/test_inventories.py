@@ -71,17 +71,32 @@ REAL_CONFIGS = sorted(p.parent for p in (Path(__file__).parent / "data" / "confi
 
 
 @pytest.mark.parametrize("directory", REAL_CONFIGS, ids=[p.name for p in REAL_CONFIGS])
-def test_state_dict_matches_transformers_for_real_config(directory):
-    """Every real config.json (WavLM and w2v-BERT checkpoints among them) built with random weights by transformers
-    and by us: the same state-dict keys and shapes (on the meta device: nothing is allocated)."""
+def test_state_dict_matches_transformers_on_real_configs(directory):
+    """Each real config.json (WavLM, w2v-BERT, AST and Whisper checkpoints among them) built with random weights by
+    transformers and by us: the same state-dict keys and shapes (on the meta device: no weights, no download)."""
     import transformers
 
-    from oracle import reference_classes
+    from audioclf.auto import AutoConfig
 
-    ours_config = ModelConfig.from_pretrained(directory)
     reference_config = transformers.AutoConfig.from_pretrained(directory)
     with torch.device("meta"):
-        reference = reference_classes(ours_config.model_type)[1](reference_config)
-        ours = model_class(ours_config.model_type)(ours_config)
-    expected = {key: list(t.shape) for key, t in reference.state_dict().items()}
-    assert {key: list(t.shape) for key, t in ours.state_dict().items()} == expected
+        reference = transformers.AutoModelForAudioClassification.from_config(reference_config)
+        config = AutoConfig.from_pretrained(directory)
+        model = model_class(config.model_type)(config)
+    theirs = {key: list(t.shape) for key, t in reference.state_dict().items()}
+    assert {key: list(t.shape) for key, t in model.state_dict().items()} == theirs
+    assert len(theirs) > 20
+
+
+def test_audioset_ast_has_the_published_tensor_count():
+    """MIT/ast-finetuned-audioset-10-10-0.4593 (the defaults, 527 labels) holds 199 backbone tensors and the four
+    head tensors, as tools that verify that checkpoint count them."""
+    config = ModelConfig("audio-spectrogram-transformer", num_labels=527)
+    with torch.device("meta"):
+        model = model_class(config.model_type)(config)
+    keys = list(model.state_dict())
+    assert sum(key.startswith("audio_spectrogram_transformer.") for key in keys) == 199
+    assert {key for key in keys if key.startswith("classifier.")} == {
+        "classifier.dense.bias", "classifier.dense.weight", "classifier.layernorm.bias", "classifier.layernorm.weight"}
+    positions = model.state_dict()["audio_spectrogram_transformer.embeddings.position_embeddings"]
+    assert list(positions.shape) == [1, 1214, 768]

@@ -211,12 +211,14 @@ def test_loading_and_inference_do_not_import_the_compiler_stack(tmp_path):
                                                intermediate_size=32, num_hidden_layers=1, num_conv_pos_embeddings=8,
                                                num_conv_pos_embedding_groups=2)
         Auto.from_config(config).save_pretrained(tmp_path / model_type)
+    # one second of waveform, or 50 filter-bank frames of the default width (160) for feature-frame models
+    shapes = [(1, 50, 160) if t in FRAME_INPUT_TYPES else (1, 16000) for t in TYPES]
     code = (
         "import sys, torch, audioclf\n"
-        f"for path in {[str(tmp_path / t) for t in TYPES]!r}:\n"
+        f"for path, shape in {list(zip([str(tmp_path / t) for t in TYPES], shapes))!r}:\n"
         "    model = audioclf.AutoModelForAudioClassification.from_pretrained(path).optimize_for_inference()\n"
         "    with torch.no_grad():\n"
-        "        model(torch.randn(1, 16000))\n"
+        "        model(torch.randn(*shape))\n"
         "    assert 'torch._dynamo' not in sys.modules, f'torch._dynamo imported by {path}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from audioclf.errors import ModelError
 from audioclf.config import ModelConfig
-from oracle import FRAME_INPUT_TYPES, build_reference, ours_like, padded_batch, model_batch
+from oracle import (FRAME_INPUT_TYPES, SPECTROGRAM_MODEL_TYPES, build_reference, model_batch, ours_like, padded_batch,
+                    spectrogram_batch)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -77,10 +78,20 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max()) / max(float(b.abs().max()), 1e-12)
 
 
+def model_inputs(model) -> dict:
+    """The test batch of ``model`` (ours or the reference): the padded waveform or feature-frame batch and its mask,
+    or a spectrogram model's random features (AST ``input_values``, Whisper ``input_features``)."""
+    model_type = model.config.model_type
+    if model_type in SPECTROGRAM_MODEL_TYPES:
+        return {"input_features" if model_type == "whisper" else "input_values": spectrogram_batch(model.config)}
+    name, values, mask = model_batch(model_type)
+    return {name: values, "attention_mask": mask}
+
+
 def step(model, labels=LABELS, seed: int | None = None, loss_of=None, **inputs):
-    """One forward and backward on the padded batch; returns the output (and the loss that was differentiated)."""
-    name, values, mask = model_batch(model.config.model_type)
-    inputs = {name: values, "attention_mask": mask, **inputs}
+    """One forward and backward on the model's test batch; returns the output (and the loss that was
+    differentiated)."""
+    inputs = dict(model_inputs(model), **inputs)
     if seed is not None:
         torch.manual_seed(seed)
         np.random.seed(seed)
@@ -342,7 +353,12 @@ def test_frozen_parts_get_no_gradient(model_type, freeze):
                                                     ("wavlm", 0), ("wav2vec2-conformer", 1), ("wav2vec2-bert", 0))])
 def test_gradient_checkpointing_keeps_outputs_and_gradients(model_type, overrides):
     reference = build_reference(model_type, **overrides, **regularised(model_type, dict(NOISY, layerdrop=0.2)))
-    ours = ours_like(reference).train()
+    assert_checkpointing_keeps_outputs_and_gradients(ours_like(reference))
+
+
+def assert_checkpointing_keeps_outputs_and_gradients(ours) -> None:
+    """A seeded training step gives the same logits and gradients with gradient checkpointing as without."""
+    ours.train()
     plain, _ = step(ours, seed=5)
     plain_grads = {name: p.grad.clone() for name, p in ours.named_parameters() if p.grad is not None}
     ours.gradient_checkpointing_enable()

@@ -66,6 +66,23 @@ def test_conv_fields_are_not_part_of_wav2vec2_bert():
     assert config.classifier_proj_size == 768 and config.position_embeddings_type == "relative_key"
 
 
+@pytest.mark.parametrize("model_type", ["data2vec-audio", "wavlm"])
+def test_description_names_the_conv_stack_the_reference_builds(model_type, tmp_path):
+    """data2vec-audio has no feat_extract_norm field (LayerNorm after every conv): the description takes the conv
+    count and norm from the built model, equal to where the reference puts its conv LayerNorms / GroupNorm."""
+    from audioclf.describe import describe_model
+
+    reference = build_reference(model_type)
+    reference.config.save_pretrained(tmp_path)
+    keys = list(reference.state_dict())
+    layers = {key.split(".")[3] for key in keys if ".feature_extractor.conv_layers." in key}
+    normed = {key.split(".")[3] for key in keys if ".feature_extractor.conv_layers." in key and ".layer_norm." in key}
+    norm = "layer" if normed == layers else "group"
+    facts = describe_model(tmp_path)
+    assert (facts.conv_layers, facts.feat_extract_norm) == (len(layers), norm)
+    assert facts.front_end == f"{len(layers)} conv layers ({norm} norm)"
+
+
 @pytest.mark.parametrize("model_type,overrides,dropped", [
     ("wavlm", {}, "wavlm.encoder.layers.1.attention.gru_rel_pos_const"),
     ("wav2vec2-conformer", dict(position_embeddings_type="rotary"), "wav2vec2_conformer.encoder.embed_positions.inv_freq"),
@@ -138,7 +155,8 @@ def test_wav2vec2_bert_from_the_hub_downloads_inspects_and_classifies_offline(hu
     assert downloaded.returncode == 0, downloaded.stderr
     hub.stop()
     facts = json.loads(cli("inspect", "org/w2v-bert-tiny", "--json", offline=True).stdout)
-    assert facts["model_type"] == "wav2vec2-bert" and facts["conv_layers"] == 0
+    assert facts["model_type"] == "wav2vec2-bert" and facts["conv_layers"] is None
+    assert facts["front_end"] == "feature projection of 160-wide filter-bank frames, no conv layers"
     assert facts["feature_extractor"]["feature_extractor_type"] == "SeamlessM4TFeatureExtractor"
     classified = cli("classify", "--model", "org/w2v-bert-tiny", "--top-k", "0", "--format", "jsonl", str(AUDIO_CLIP),
                      offline=True)

@@ -9,7 +9,9 @@ import typer
 from audioclf.cli._errors import handles_errors
 from audioclf.cli._output import Column, choose_format, print_machine, print_table
 
-_FEATURE_EXTRACTOR_SHOWN = ("do_normalize", "return_attention_mask", "padding_value", "num_mel_bins", "stride")
+#: the feature-extractor settings shown (those the featurizer has): waveform, AST, Whisper and SeamlessM4T ones
+_FEATURE_EXTRACTOR_SHOWN = ("feature_extractor_type", "do_normalize", "return_attention_mask", "padding_value",
+                            "feature_size", "num_mel_bins", "max_length", "mean", "std", "chunk_length", "stride")
 
 
 @handles_errors()
@@ -39,14 +41,12 @@ def inspect(
         print_machine(facts.to_dict(), fmt)
         return
     extractor = facts.feature_extractor
-    front_end = (f"{facts.conv_layers} conv layers ({facts.feat_extract_norm} norm)" if facts.conv_layers
-                 else "filter-bank frames in, no conv layers")
     rows = [
         ("model", facts.model),
         ("path", facts.path),
         ("architecture", f"{facts.architecture} (model_type {facts.model_type})"),
         ("layers", f"{facts.num_hidden_layers} x hidden {facts.hidden_size}, {facts.num_attention_heads} heads, "
-                   f"ffn {facts.intermediate_size}; {front_end}"),
+                   f"ffn {facts.intermediate_size}; {facts.front_end}"),
         ("parameters", f"{facts.parameters:,} ({facts.size_fp32_bytes / 2**20:.1f} MiB in float32)"),
         ("sampling rate", f"{facts.sampling_rate} Hz"),
         ("labels", f"{facts.num_labels}: {', '.join(facts.labels)}"),

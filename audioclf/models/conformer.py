@@ -142,7 +142,9 @@ class ConformerSelfAttention(nn.Module):
         elif self.position_type == "relative_key":
             self.left = config.left_max_position_embeddings
             self.right = config.right_max_position_embeddings
-            self.distance_embedding = nn.Embedding(self.left + self.right + 1, self.head_dim)
+            distances = self.left + self.right + 1  # storage given, not drawn (see WavLM's position table)
+            self.distance_embedding = nn.Embedding(distances, self.head_dim,
+                                                   _weight=torch.empty(distances, self.head_dim))
 
     def reset_own_parameters(self) -> None:
         if self.position_type == "relative":

@@ -19,6 +19,8 @@ _CLASSES: dict[str, tuple[str, str]] = {
     "data2vec-audio": ("audioclf.models.data2vec_audio", "Data2VecAudioForSequenceClassification"),
     "wav2vec2-conformer": ("audioclf.models.wav2vec2_conformer", "Wav2Vec2ConformerForSequenceClassification"),
     "wav2vec2-bert": ("audioclf.models.wav2vec2_bert", "Wav2Vec2BertForSequenceClassification"),
+    "audio-spectrogram-transformer": ("audioclf.models.ast", "ASTForAudioClassification"),
+    "whisper": ("audioclf.models.whisper", "WhisperForAudioClassification"),
 }
 assert set(_CLASSES) == set(SUPPORTED_MODEL_TYPES)
 

@@ -54,7 +54,11 @@ class GatedRelativeAttention(SelfAttention):
         self.gru_rel_pos_linear = nn.Linear(self.head_dim, 8)
         self.num_buckets = config.num_buckets
         self.max_distance = config.max_bucket_distance
-        self.rel_attn_embed = nn.Embedding(config.num_buckets, self.num_heads) if has_position_table else None
+        # given storage, not drawn (as SEW-D's table): a random fill on the meta device imports torch's compiler
+        # stack; the model initialises or loads it
+        self.rel_attn_embed = (nn.Embedding(config.num_buckets, self.num_heads,
+                                            _weight=torch.empty(config.num_buckets, self.num_heads))
+                               if has_position_table else None)
 
     def reset_own_parameters(self) -> None:
         nn.init.ones_(self.gru_rel_pos_const)

@@ -10,9 +10,9 @@ from audioclf.cli._errors import handles_errors
 from audioclf.cli._options import CacheDir, Format, Revision, Token, examples
 from audioclf.cli._output import Column, choose_format, print_machine, print_table
 
-#: the feature-extractor settings shown (those the featurizer has): waveform, AST and Whisper ones
+#: the feature-extractor settings shown (those the featurizer has): waveform, AST, Whisper and SeamlessM4T ones
 _FEATURE_EXTRACTOR_SHOWN = ("feature_extractor_type", "do_normalize", "return_attention_mask", "padding_value",
-                            "feature_size", "num_mel_bins", "max_length", "mean", "std", "chunk_length")
+                            "feature_size", "num_mel_bins", "max_length", "mean", "std", "chunk_length", "stride")
 
 
 EXAMPLES = examples(

@@ -42,12 +42,16 @@ def _register_commands() -> None:
     from audioclf.cli.classify import classify
     from audioclf.cli.convert import convert
     from audioclf.cli.download import download
+    from audioclf.cli.evaluate import evaluate
     from audioclf.cli.inspect import inspect
+    from audioclf.cli.train import train
 
     app.command()(classify)
     app.command()(download)
     app.command()(inspect)
     app.command()(convert)
+    app.command()(train)
+    app.command()(evaluate)
     app.add_typer(cache_app, name="cache")
 
 

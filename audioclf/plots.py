@@ -99,6 +99,10 @@ def training_curves_plot(epochs: Sequence[dict[str, Any]], path: str | os.PathLi
     numbers = [row["epoch"] for row in epochs]
     with figure(path, columns=2, size=(5.0, 3.8), title="Training") as (loss_axes, accuracy_axes):
         loss_axes.plot(numbers, [row["train_loss"] for row in epochs], marker="o", color=COLOURS[0], label="training")
+        validated = [row for row in epochs if "val_loss" in row]
+        if validated:
+            loss_axes.plot([row["epoch"] for row in validated], [row["val_loss"] for row in validated], marker="o",
+                           color=COLOURS[1], label="validation")
         loss_axes.set_xlabel("epoch")
         loss_axes.set_ylabel("cross-entropy loss")
         loss_axes.legend()

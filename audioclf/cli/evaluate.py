@@ -56,8 +56,8 @@ def evaluate(
     and left out of the metrics.
 
     --format json prints one JSON object: accuracy, balanced_accuracy, macro_f1, count, per_label ({label:
-    {precision, recall, f1, support}}), confusion ({labels, matrix}: rows true labels, columns predicted), failed,
-    model, data. --output writes that object to a file, --plot the confusion matrix as PNG, --errors one JSON line
+    {precision, recall, f1, support}}), confusion ({labels, matrix}: rows true labels, columns predicted), loss
+    (mean cross entropy of the true labels' scores), failed, model, data. --output writes that object to a file, --plot the confusion matrix as PNG, --errors one JSON line
     per misclassified clip ({"path", "label", "predicted", "score"}).
 
     Exit status: 0 every clip classified; 1 some clips failed to decode; 2 usage error (unknown labels, a model
@@ -81,7 +81,7 @@ def evaluate(
     labelled = read_labelled(data)
     if not labelled.clips:
         raise AudioclfError(f"{data} holds no audio clips")
-    classifier = Classifier(model, top_k=1, batch_size=batch_size, chunk=chunk, channels=channels, device=device,
+    classifier = Classifier(model, top_k=0, batch_size=batch_size, chunk=chunk, channels=channels, device=device,
                             threads=threads, workers=workers, revision=revision)
     model_labels = [classifier.runner.config.id2label[k] for k in sorted(classifier.runner.config.id2label)]
     mapping = check_labels(labelled.labels, model_labels, mapping_arguments)

@@ -36,8 +36,9 @@ def train(
     epochs: Annotated[int, typer.Option(help="Passes over the training clips.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 32,
     accumulate: Annotated[int, typer.Option(help="Batches per optimiser step (gradient accumulation).")] = 1,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 3e-5 fine-tuning; 1e-3 from "
-                                                "scratch or with --freeze-base).", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 3e-5 fine-tuning a model of 10 M "
+                                                "parameters or more; 1e-3 for smaller ones, from scratch or with "
+                                                "--freeze-base).", show_default=False)] = None,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay (not on biases and norms).")] = 0.0,
     warmup_ratio: Annotated[float, typer.Option(help="Fraction of the steps with linear warm-up, then linear "
                                                 "decay to 0.")] = 0.1,

@@ -3,13 +3,16 @@ epoch, through the classify engine itself.
 
 Each clip is classified whole by :class:`audioclf.engine.classify.Classifier` exactly as ``audioclf classify`` does
 (a clip longer than the chunk length in chunks whose scores are averaged); its prediction is the best-scoring label.
-Clips that fail to decode are counted apart, never in the metrics.
+The loss is the mean cross entropy ``-log(score of the true label)`` (softmax scores). Clips that fail to decode are
+counted apart, never in the metrics.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
 
 from audioclf.data.sources import SourceItem
 from audioclf.errors import DataError
@@ -22,12 +25,13 @@ __all__ = ["Evaluation", "Prediction", "check_labels", "evaluate", "predict"]
 @dataclass(frozen=True)
 class Prediction:
     """One clip's outcome: its true ``label`` (in the model's names), the best ``predicted`` label and its
-    ``score``, or the ``error`` that kept it from the model."""
+    ``score``, the score of the true label (``label_score``), or the ``error`` that kept it from the model."""
 
     clip: Clip
     label: str
     predicted: str | None = None
     score: float | None = None
+    label_score: float | None = None
     error: str | None = None
 
     @property
@@ -43,6 +47,12 @@ class Evaluation:
     metrics: ClassificationMetrics
 
     @property
+    def loss(self) -> float:
+        """Mean cross entropy of the clips that reached the model (scores floored at 1e-12)."""
+        scores = [max(p.label_score or 0.0, 1e-12) for p in self.predictions if p.error is None]
+        return float(-np.mean(np.log(scores))) if scores else 0.0
+
+    @property
     def failed(self) -> list[Prediction]:
         return [p for p in self.predictions if p.error is not None]
 
@@ -51,8 +61,9 @@ class Evaluation:
         return [p for p in self.predictions if p.error is None and not p.correct]
 
     def report(self) -> dict[str, Any]:
-        """The metrics' JSON form plus the failed clips."""
-        return {**self.metrics.to_dict(), "failed": [{"path": p.clip.path, "error": p.error} for p in self.failed]}
+        """The metrics' JSON form, the loss and the failed clips."""
+        return {**self.metrics.to_dict(), "loss": self.loss,
+                "failed": [{"path": p.clip.path, "error": p.error} for p in self.failed]}
 
 
 def check_labels(data_labels: Sequence[str], model_labels: Sequence[str],
@@ -76,7 +87,7 @@ def check_labels(data_labels: Sequence[str], model_labels: Sequence[str],
 def predict(classifier: Any, clips: Sequence[Clip], mapping: Mapping[str, str] | None = None,
             progress: Any = None) -> Iterator[Prediction]:
     """One :class:`Prediction` per clip, in order. ``classifier``: a :class:`~audioclf.engine.classify.Classifier`
-    built with ``top_k=0`` or ``1`` (labels best first); ``mapping``: data label → model label."""
+    built with ``top_k=0`` (every label's score, best first); ``mapping``: data label → model label."""
     items = (SourceItem(clip.path) for clip in clips)
     for clip, records in zip(clips, classifier.classify_inputs(items, progress)):
         label = (mapping or {}).get(clip.label, clip.label)
@@ -84,8 +95,9 @@ def predict(classifier: Any, clips: Sequence[Clip], mapping: Mapping[str, str] |
         if "error" in record:
             yield Prediction(clip, label, error=record["error"])
         else:
+            scores = {entry["label"]: float(entry["score"]) for entry in record["labels"]}
             best = record["labels"][0]
-            yield Prediction(clip, label, best["label"], float(best["score"]))
+            yield Prediction(clip, label, best["label"], float(best["score"]), scores.get(label, 0.0))
 
 
 def evaluate(classifier: Any, clips: Sequence[Clip], mapping: Mapping[str, str] | None = None,

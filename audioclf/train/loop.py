@@ -11,7 +11,8 @@ Order of work, each failure reported before the next step starts:
 3. each epoch: clips in a seeded order (:mod:`audioclf.train.sampling`), prepared on worker threads (decoded audio,
    crop, augmentation, featurizer: :mod:`audioclf.train.augment`), batched by length; the frozen part's outputs
    from :mod:`audioclf.train.frozen`; forward, cross entropy, backward, clipping, step; then validation through the
-   classify engine (:mod:`audioclf.train.evaluation`), the best epoch's weights kept, early stopping, and a
+   classify engine (:mod:`audioclf.train.evaluation`), the best epoch's weights kept (highest accuracy, then
+   macro-F1, then lowest loss), early stopping, and a
    checkpoint (:mod:`audioclf.train.checkpoint`);
 4. the best (or, without validation, the last) weights are written as a transformers checkpoint
    (``config.json``, ``model.safetensors``, ``preprocessor_config.json``), then ``training_report.json`` and the
@@ -253,7 +254,8 @@ class _Run:
                 (decay if parameter.ndim >= 2 else plain).append(parameter)
         groups = [{"params": params, "weight_decay": wd}
                   for params, wd in ((decay, recipe.weight_decay), (plain, 0.0)) if params]
-        self.optimizer = torch.optim.AdamW(groups, lr=recipe.learning_rate, betas=(recipe.adam_beta1, recipe.adam_beta2),
+        self.learning_rate = recipe.learning_rate(sum(p.numel() for p in model.parameters()))
+        self.optimizer = torch.optim.AdamW(groups, lr=self.learning_rate, betas=(recipe.adam_beta1, recipe.adam_beta2),
                                            eps=recipe.adam_epsilon)
         self.batches_per_epoch = math.ceil(len(self.train_scan.clips) / recipe.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / recipe.accumulate)
@@ -320,7 +322,7 @@ class _Run:
         lengths = np.minimum(self.train_scan.lengths, self.transform.max_samples)
         self.classifier = None
         if self.val_clips:
-            self.classifier = Classifier(self.model, featurizer=self.featurizer, top_k=1, batch_size=recipe.batch_size,
+            self.classifier = Classifier(self.model, featurizer=self.featurizer, top_k=0, batch_size=recipe.batch_size,
                                          chunk=recipe.chunk, channels=recipe.channels, device=str(self.device),
                                          workers=self.workers)
         train_started = time.monotonic() - state.train_seconds
@@ -431,12 +433,13 @@ class _Run:
         finally:
             self.model.train()
         metrics = result.metrics
-        row = {"val_accuracy": metrics.accuracy, "val_macro_f1": metrics.macro_f1,
+        row = {"val_loss": result.loss, "val_accuracy": metrics.accuracy, "val_macro_f1": metrics.macro_f1,
                "val_balanced_accuracy": metrics.balanced_accuracy, "val_seconds": time.monotonic() - started}
         best = state.best
-        if best is None or (metrics.accuracy, metrics.macro_f1) > (best["accuracy"], best["macro_f1"]):
+        score = (metrics.accuracy, metrics.macro_f1, -result.loss)
+        if best is None or score > (best["accuracy"], best["macro_f1"], -best["loss"]):
             state.best = {"epoch": epoch, "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
-                          "validation": result.report()}
+                          "loss": result.loss, "validation": result.report()}
             state.epochs_without_improvement = 0
             self.checkpoints.mkdir(parents=True, exist_ok=True)
             save_safetensors({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()},

@@ -10,7 +10,9 @@ and ``Trainer``), so a user need not touch them:
 * **freezing**: the conv feature encoder is frozen when fine-tuning (``freeze_feature_encoder``, as the transformers
   recipe does) and trained from scratch; ``freeze_base`` trains the head alone (a linear probe);
 * **optimiser**: AdamW with ``Trainer``'s defaults (betas 0.9/0.999, eps 1e-8, weight decay 0, none on biases and
-  norm weights); learning rate 3e-5 for fine-tuning, 1e-3 from scratch or for the head alone; linear warm-up over
+  norm weights); learning rate 3e-5 for fine-tuning a pretrained model of Hub size (the transformers recipe), 1e-3
+  from scratch, for the head alone, or for a small model (under ``SMALL_MODEL_PARAMETERS``, such as the bundled
+  one, which learns far too slowly at 3e-5); linear warm-up over
   ``warmup_ratio`` of the steps, then linear decay to 0 (``Trainer``'s default schedule); gradients clipped to norm
   ``max_grad_norm``; ``accumulate`` batches per step;
 * **data**: training clips longer than ``max_seconds`` are cut to a random crop of that length each epoch
@@ -34,11 +36,13 @@ from typing import Any
 
 from audioclf.errors import OptionError
 
-__all__ = ["FINE_TUNE_LR", "PRECISIONS", "SCRATCH_LR", "Recipe", "RUNTIME_FIELDS"]
+__all__ = ["FINE_TUNE_LR", "PRECISIONS", "SCRATCH_LR", "SMALL_MODEL_PARAMETERS", "Recipe", "RUNTIME_FIELDS"]
 
-#: learning rate when fine-tuning a pretrained model, and when training from scratch or the head alone
+#: learning rate when fine-tuning a pretrained model, and when training from scratch, the head alone or a small model
 FINE_TUNE_LR = 3e-5
 SCRATCH_LR = 1e-3
+#: below this many parameters a start model is fine-tuned at SCRATCH_LR (published checkpoints have 20 M or more)
+SMALL_MODEL_PARAMETERS = 10_000_000
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: fields that change how fast a run goes, not what it computes: a resumed run may change them
 RUNTIME_FIELDS = ("device", "threads", "workers", "cache_mb", "audio_cache_mb", "keep_checkpoints", "checkpoint_steps")
@@ -55,7 +59,8 @@ class Recipe:
         epochs: passes over the training clips.
         batch_size: clips per batch.
         accumulate: batches per optimiser step (gradient accumulation).
-        lr: peak learning rate; None: 3e-5 for fine-tuning, 1e-3 from scratch or with ``freeze_base``.
+        lr: peak learning rate; None: 3e-5 for fine-tuning, 1e-3 from scratch, with ``freeze_base`` or for a start
+            model under ``SMALL_MODEL_PARAMETERS``.
         weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW's settings (``Trainer``'s defaults).
         warmup_ratio: fraction of the optimiser steps with a linear warm-up; then linear decay to 0.
         max_grad_norm: clip the gradient norm to this (0: no clipping).
@@ -141,16 +146,17 @@ class Recipe:
             return not self.from_scratch
         return self.freeze_feature_encoder
 
-    @property
-    def learning_rate(self) -> float:
+    def learning_rate(self, parameters: int) -> float:
+        """The peak learning rate for a model of ``parameters`` parameters (``lr`` when given)."""
         if self.lr is not None:
             return self.lr
-        return SCRATCH_LR if self.from_scratch or self.freeze_base else FINE_TUNE_LR
+        small = parameters < SMALL_MODEL_PARAMETERS
+        return SCRATCH_LR if self.from_scratch or self.freeze_base or small else FINE_TUNE_LR
 
     # -- checks -------------------------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`OptionError` (naming the field) for values that cannot work with any data or model."""
-        _require(not (self.model and self.config), "config", "cannot be combined with model (start from one or the "
+        _require(not (self.model and self.config), "config", "cannot be combined with --model (start from one or the "
                                                              "other)")
         for name in ("epochs", "batch_size", "accumulate"):
             value = getattr(self, name)
@@ -193,8 +199,7 @@ class Recipe:
         """JSON-ready fields, plus the resolved learning rate and freezing."""
         values = dataclasses.asdict(self)
         values["snr_db"] = list(self.snr_db)
-        values["resolved"] = {"start_model": self.start_model, "learning_rate": self.learning_rate,
-                              "freeze_feature_encoder": self.freezes_feature_encoder}
+        values["resolved"] = {"start_model": self.start_model, "freeze_feature_encoder": self.freezes_feature_encoder}
         return values
 
     def result_fields(self) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def training_report(run: Any) -> dict[str, Any]:
     return {
         "arguments": recipe.to_dict(),
         "labels": list(run.labels),
-        "start": {"model": recipe.start_model, "config": recipe.config,
+        "start": {"model": recipe.start_model, "config": recipe.config, "learning_rate": run.learning_rate,
                   "parameters": sum(p.numel() for p in run.model.parameters()),
                   "trainable_parameters": sum(p.numel() for p in run.model.parameters() if p.requires_grad),
                   "frozen": run.frozen.summary() if run.frozen is not None else None},

@@ -6,6 +6,7 @@ the running loss and accuracy on a terminal, one line per epoch otherwise.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import time
@@ -16,6 +17,8 @@ import typer
 
 from audioclf.cli._errors import handles_errors
 from audioclf.errors import OptionError
+
+ENGINES = ("local", "ray")
 
 
 @handles_errors()
@@ -68,7 +71,13 @@ def train(
                                            "bfloat16.")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).",
                                                    show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4).",
+    workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4); --engine ray: "
+                                                   "data-parallel training workers (default: one per GPU, else one "
+                                                   "per node).", show_default=False)] = None,
+    engine: Annotated[str, typer.Option(help="local | ray (Ray Train: --workers DDP processes on a Ray "
+                                        "cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster address (host:port, auto; "
+                                                   "default: RAY_ADDRESS, else a local Ray).",
                                                    show_default=False)] = None,
     cache_mb: Annotated[float, typer.Option(help="Memory for cached outputs of frozen parts.")] = 2048.0,
     audio_cache_mb: Annotated[float, typer.Option(help="Memory for decoded training audio.")] = 1024.0,
@@ -101,6 +110,12 @@ def train(
     (Ctrl-C, kill -9) the same command with --resume continues from it and ends with the same weights as an
     uninterrupted run (same seed and --threads on the CPU). It is removed after success unless --keep-checkpoints.
 
+    --engine ray trains on a Ray cluster (pip install 'audioclf[ray]') with --workers data-parallel processes
+    (PyTorch DDP; each decodes its share of the clips; --batch-size per worker, so a step averages --workers x
+    --batch-size clips; --threads CPUs or, with --device cuda, one GPU each). DATA, --validation and OUTPUT must be
+    reachable from every node (shared paths or URIs such as s3://); checkpoints go to OUTPUT/checkpoints every
+    epoch, a lost worker is restarted from the last one, and --resume continues a stopped run.
+
     Exit status: 0 trained; 2 usage error or unusable data (fewer than 2 labels, a label without usable clips, an
     OUTPUT that exists without --resume/--force, a model that cannot be loaded); 130 interrupted.
     """
@@ -113,14 +128,26 @@ def train(
                     shift_seconds=shift_seconds, balanced=balanced, patience=patience,
                     freeze_feature_encoder=freeze_feature_encoder, freeze_base=freeze_base,
                     gradient_checkpointing=gradient_checkpointing, channels=channels, chunk=chunk, device=device,
-                    precision=precision, threads=threads, workers=workers, cache_mb=cache_mb,
+                    precision=precision, threads=threads, cache_mb=cache_mb,
+                    workers=workers if engine == "local" else None,  # --engine ray: counts training workers
                     audio_cache_mb=audio_cache_mb, checkpoint_steps=checkpoint_steps,
                     keep_checkpoints=keep_checkpoints)
     recipe.validate()  # before importing torch: mistakes are reported at once
-    from audioclf.train.loop import train as run_training
-
-    events = _Events(quiet, sys.stderr.isatty())
+    if engine not in ENGINES:
+        raise OptionError("engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if address is not None and engine != "ray":
+        raise OptionError("address", "needs --engine ray")
     started = time.monotonic()
+    if engine == "ray":
+        from audioclf.train.ray import import_ray_train, train_on_ray
+
+        import_ray_train()  # before anything slow: say at once when Ray is missing
+        events = _Events(quiet, terminal=False)  # rank 0 prints lines, which Ray forwards
+        run_training = functools.partial(train_on_ray, address=address, workers=workers, quiet=quiet)
+    else:
+        from audioclf.train.loop import train as run_training
+
+        events = _Events(quiet, sys.stderr.isatty())
     try:
         result = run_training(data, output, recipe, validation=validation, resume=resume, force=force, events=events)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from audioclf.errors import DataError
 from audioclf.metrics import ClassificationMetrics, classification_metrics
 from audioclf.train.dataset import Clip
 
-__all__ = ["Evaluation", "Prediction", "check_labels", "evaluate", "predict"]
+__all__ = ["Evaluation", "Prediction", "check_labels", "evaluate", "evaluation_of", "predict"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,12 @@ def predict(classifier: Any, clips: Sequence[Clip], mapping: Mapping[str, str] |
 def evaluate(classifier: Any, clips: Sequence[Clip], mapping: Mapping[str, str] | None = None,
              progress: Any = None) -> Evaluation:
     """The predictions and metrics of ``classifier`` on ``clips`` (see :func:`predict`)."""
-    predictions = list(predict(classifier, clips, mapping, progress))
+    return evaluation_of(list(predict(classifier, clips, mapping, progress)), clips)
+
+
+def evaluation_of(predictions: list[Prediction], clips: Sequence[Clip]) -> Evaluation:
+    """The metrics of ``predictions`` (one per clip of ``clips``); a one-line :class:`DataError` when every clip
+    failed."""
     scored = [p for p in predictions if p.error is None]
     if clips and not scored:
         raise DataError("no clip could be classified (every clip failed to decode)")

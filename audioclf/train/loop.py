@@ -39,7 +39,8 @@ import numpy as np
 from audioclf.errors import DataError, OptionError
 from audioclf.train.checkpoint import (BEST_NAME, CHECKPOINT_DIR, CheckpointState, capture_rng, data_fingerprint,
                                        load_checkpoint, restore_rng, save_checkpoint)
-from audioclf.train.dataset import Clip, ScanResult, read_labelled, scan, stratified_split
+from audioclf.train.dataset import Clip, read_labelled, stratified_split
+from audioclf.train.distributed import SingleProcess
 from audioclf.train.recipe import Recipe
 
 __all__ = ["OUTPUT_FILES", "TrainingEvents", "TrainingResult", "train"]
@@ -76,15 +77,22 @@ class TrainingResult:
 
 def train(data: str | os.PathLike[str], output: str | os.PathLike[str], recipe: Recipe | None = None, *,
           validation: str | os.PathLike[str] | None = None, resume: bool = False, force: bool = False,
-          events: TrainingEvents | None = None) -> TrainingResult:
+          events: TrainingEvents | None = None, parallel: SingleProcess | None = None) -> TrainingResult:
     """Train a classifier on ``data`` (see :mod:`audioclf.train.dataset` for the layouts) and write it to
     ``output``. ``validation``: validation data (default: a stratified split of ``data``); ``resume``: continue the
     interrupted run in ``output``; ``force``: start over in a non-empty ``output``. Raises a one-line
-    :class:`~audioclf.errors.AudioclfError` for bad options, data or models, before any training."""
+    :class:`~audioclf.errors.AudioclfError` for bad options, data or models, before any training.
+
+    ``parallel``: this process's part in a data-parallel run (:mod:`audioclf.train.distributed`); its ``restore``
+    then decides whether to resume, and only rank 0 writes ``output``."""
     recipe = recipe or Recipe()
     recipe.validate()
-    run = _Run(recipe, Path(output), events or TrainingEvents())
-    run.prepare_output(resume, force)
+    parallel = parallel or SingleProcess()
+    run = _Run(recipe, Path(output), events or TrainingEvents(), parallel)
+    if parallel.local:
+        run.prepare_output(resume, force)
+    else:
+        resume = parallel.restore(run.checkpoints)
     run.load_data(Path(data), None if validation is None else Path(validation))
     run.build(resume)
     run.fit()
@@ -94,8 +102,9 @@ def train(data: str | os.PathLike[str], output: str | os.PathLike[str], recipe: 
 class _Run:
     """One training run's state, step by step (see the module docstring)."""
 
-    def __init__(self, recipe: Recipe, output: Path, events: TrainingEvents) -> None:
+    def __init__(self, recipe: Recipe, output: Path, events: TrainingEvents, parallel: SingleProcess) -> None:
         self.recipe = recipe
+        self.parallel = parallel
         self.output = output
         self.checkpoints = output / CHECKPOINT_DIR
         self.events = events
@@ -149,7 +158,7 @@ class _Run:
         def skipped(clip: Clip, reason: str) -> None:
             events.message(f"skipped {clip.path}: {reason}")
 
-        scanned = scan(train_data.clips, self.segmenter, workers=self.workers,
+        scanned = self.parallel.scan(train_data.clips, self.segmenter, workers=self.workers,
                        budget_bytes=recipe.audio_cache_mb * 2 ** 20, on_skip=skipped)
         self.skipped = list(scanned.skipped)
         usable = {clip.label for clip in scanned.clips}
@@ -157,15 +166,15 @@ class _Run:
         if empty:
             raise DataError(f"label(s) without usable clips: {', '.join(empty)} (see the skipped files above)")
         if val_data is not None:
-            val_scan = scan(val_data.clips, self.segmenter, workers=self.workers, budget_bytes=0, on_skip=skipped)
+            val_scan = self.parallel.scan(val_data.clips, self.segmenter, workers=self.workers, budget_bytes=0, on_skip=skipped)
             self.skipped += val_scan.skipped
             self.train_scan, self.val_clips = scanned, val_scan.clips
         else:
             train_clips, self.val_clips = stratified_split(scanned.clips, recipe.val_split, recipe.seed)
             kept = {id(clip) for clip in train_clips}
             keep = [k for k, clip in enumerate(scanned.clips) if id(clip) in kept]
-            self.train_scan = ScanResult([scanned.clips[k] for k in keep], scanned.lengths[keep],
-                                         [scanned.audio[k] for k in keep], scanned.skipped)
+            self.train_scan = dataclasses.replace(scanned, clips=[scanned.clips[k] for k in keep],
+                                                  lengths=scanned.lengths[keep], audio=[scanned.audio[k] for k in keep])
         if self.skipped:
             events.message(f"skipped {len(self.skipped)} unusable clip(s)")
         self.timings["scan_seconds"] = time.monotonic() - started
@@ -240,10 +249,13 @@ class _Run:
             model.freeze_feature_encoder()
         if recipe.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+        draws = self.parallel.seed(recipe.seed)  # the seed of this process's dropout and masks
         self.mask_random_state = None
         if hasattr(model.base_model, "mask_random_state"):  # SpecAugment draws from its own seeded generator
-            self.mask_random_state = model.base_model.mask_random_state = np.random.RandomState(recipe.seed)
-        np.random.seed(recipe.seed)
+            self.mask_random_state = model.base_model.mask_random_state = np.random.RandomState(draws)
+        np.random.seed(draws)
+        if draws != recipe.seed:
+            self._seed_draws(draws)
         self.frozen = FrozenPart.for_model(model, recipe.freeze_base, recipe.freezes_feature_encoder,
                                            collate=self.featurizer.collate, device=self.device,
                                            budget_bytes=recipe.cache_mb * 2 ** 20)
@@ -257,7 +269,8 @@ class _Run:
         self.learning_rate = recipe.learning_rate(sum(p.numel() for p in model.parameters()))
         self.optimizer = torch.optim.AdamW(groups, lr=self.learning_rate, betas=(recipe.adam_beta1, recipe.adam_beta2),
                                            eps=recipe.adam_epsilon)
-        self.batches_per_epoch = math.ceil(len(self.train_scan.clips) / recipe.batch_size)
+        self.batch_size = recipe.batch_size * self.parallel.world  # clips per batch, all processes together
+        self.batches_per_epoch = math.ceil(len(self.train_scan.clips) / self.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / recipe.accumulate)
         total = self.steps_per_epoch * recipe.epochs
         warmup = math.ceil(recipe.warmup_ratio * total)
@@ -269,8 +282,20 @@ class _Run:
             self.scheduler.load_state_dict(payload["scheduler"])
             restore_rng(payload["rng"], self.mask_random_state)
             self.state = payload["state"]
+            if draws != recipe.seed:  # only rank 0's random states are saved: the others draw anew
+                self._seed_draws(int(np.random.SeedSequence([draws, self.state.steps_done]).generate_state(1)[0]))
             self.events.message(f"resuming after epoch {self.state.epochs_done}"
                                 + (f", batch {self.state.batches_done}" if self.state.batches_done else ""))
+        self.trained_model = self.parallel.wrap(model)  # what training forward passes call
+
+    def _seed_draws(self, seed: int) -> None:
+        """Seed every generator that dropout, LayerDrop and SpecAugment draw from."""
+        import torch
+
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        if self.mask_random_state is not None:
+            self.mask_random_state.seed(seed)
 
     def _new_model(self) -> Any:
         """The start model with a new ``classifier`` sized to the labels, or a model built from the config."""
@@ -331,21 +356,24 @@ class _Run:
                 break
             epoch_started = time.monotonic()
             order = epoch_order(clip_labels, recipe.seed, epoch, recipe.balanced)
-            batches = epoch_batches(order, lengths, recipe.batch_size, recipe.seed, epoch)
+            batches = epoch_batches(order, lengths, self.batch_size, recipe.seed, epoch)
             first = state.batches_done
             events.epoch_started(epoch + 1, recipe.epochs, len(batches), first)
             self.model.train()
             if state.running is None:
                 state.running = {"loss": 0.0, "correct": 0, "seen": 0}
             running = state.running
-            prepared = prefetch_map(batches[first:], lambda batch: self._prepare(batch, epoch), workers=self.workers)
-            for number, (batch, ready, error) in enumerate(prepared, start=first):
+            shares = [self.parallel.share(batch) for batch in batches[first:]]  # this process's part of each
+            prepared = prefetch_map(shares, lambda share: self._prepare(share.clips, epoch), workers=self.workers)
+            for number, (share, ready, error) in enumerate(prepared, start=first):
                 if error is not None:
                     raise error
-                loss, correct = self._step(batch, *ready, clip_labels)
-                running["loss"] += loss * len(batch)
-                running["correct"] += correct
-                running["seen"] += len(batch)
+                loss, correct = self._step(share.clips, *ready, clip_labels, weight=share.weight)
+                loss_sum, correct, seen = self.parallel.sum([loss * share.counted, correct if share.counted else 0,
+                                                             share.counted])
+                running["loss"] += loss_sum
+                running["correct"] += int(correct)
+                running["seen"] += int(seen)
                 if (number + 1) % recipe.accumulate == 0 or number + 1 == len(batches):
                     self._optimizer_step()
                     if (recipe.checkpoint_steps and state.steps_done % recipe.checkpoint_steps == 0
@@ -386,8 +414,9 @@ class _Run:
         return features, unchanged, self.featurizer.collate(features)
 
     def _step(self, batch: np.ndarray, features: list[np.ndarray], unchanged: list[bool],
-              arrays: dict[str, np.ndarray], clip_labels: np.ndarray) -> tuple[float, int]:
-        """Forward and backward of one batch; returns its mean loss and number of correct predictions."""
+              arrays: dict[str, np.ndarray], clip_labels: np.ndarray, weight: float = 1.0) -> tuple[float, int]:
+        """Forward and backward of one batch (the mean loss's gradient times ``weight``); returns its mean loss and
+        number of correct predictions."""
         import torch
         import torch.nn.functional as F
 
@@ -399,9 +428,9 @@ class _Run:
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
         with supplied, autocast:
-            logits = self.model(**inputs).logits
+            logits = self.trained_model(**inputs).logits
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.recipe.label_smoothing)
-        (loss / self.recipe.accumulate).backward()
+        (loss * weight / self.recipe.accumulate).backward()
         return float(loss.detach()), int((logits.detach().argmax(-1) == labels).sum())
 
     def _optimizer_step(self) -> None:
@@ -419,7 +448,6 @@ class _Run:
         """Validation figures of the model as it is now; keeps the best weights and counts epochs without
         improvement."""
         from audioclf.checkpoints.files import save_safetensors
-        from audioclf.train.evaluation import evaluate
 
         state = self.state
         if self.classifier is None:
@@ -429,7 +457,7 @@ class _Run:
         self.events.validating(len(self.val_clips))
         self.model.eval()
         try:
-            result = evaluate(self.classifier, self.val_clips)
+            result = self.parallel.evaluate(self.classifier, self.val_clips)
         finally:
             self.model.train()
         metrics = result.metrics
@@ -441,17 +469,20 @@ class _Run:
             state.best = {"epoch": epoch, "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
                           "loss": result.loss, "validation": result.report()}
             state.epochs_without_improvement = 0
-            self.checkpoints.mkdir(parents=True, exist_ok=True)
-            save_safetensors({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()},
-                             self.checkpoints / BEST_NAME)
+            if self.parallel.writer:
+                self.checkpoints.mkdir(parents=True, exist_ok=True)
+                save_safetensors({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()},
+                                 self.checkpoints / BEST_NAME)
         else:
             state.epochs_without_improvement += 1
         return row
 
     def _save(self) -> None:
-        save_checkpoint(self.checkpoints, state=self.state, model=self.model, optimizer=self.optimizer,
-                        scheduler=self.scheduler, rng=capture_rng(self.mask_random_state),
-                        recipe=self.recipe.result_fields(), fingerprint=self.fingerprint)
+        if self.parallel.writer:
+            save_checkpoint(self.checkpoints, state=self.state, model=self.model, optimizer=self.optimizer,
+                            scheduler=self.scheduler, rng=capture_rng(self.mask_random_state),
+                            recipe=self.recipe.result_fields(), fingerprint=self.fingerprint)
+        self.parallel.checkpoint_saved(self.checkpoints, self.state)
 
     # -- 4. output ----------------------------------------------------------------------------------------------------
     def finish(self) -> TrainingResult:
@@ -463,8 +494,9 @@ class _Run:
             model.load_state_dict(read_weights_file(self.checkpoints / BEST_NAME))
         model.eval()
         self.timings["total_seconds"] = time.monotonic() - self.started
-        report = training_report(self)
-        write_outputs(self, report)
+        report = {**training_report(self), **self.parallel.report_fields()}
+        if self.parallel.writer:
+            write_outputs(self, report)
         if not self.recipe.keep_checkpoints:
             shutil.rmtree(self.checkpoints, ignore_errors=True)
         return TrainingResult(self.output, report)

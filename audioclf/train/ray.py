@@ -36,7 +36,6 @@ A stopped run (driver killed, restarts exhausted) continues with ``--resume``.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -46,6 +45,7 @@ from typing import Any
 
 from audioclf.data.failures import one_line
 from audioclf.data.sources import filesystem, is_uri
+from audioclf.engine.ray import ray_session
 from audioclf.errors import AudioclfError, DataError, OptionError
 from audioclf.train.checkpoint import CHECKPOINT_DIR
 from audioclf.train.distributed import DataParallel
@@ -234,13 +234,7 @@ def train_on_ray(data: str | os.PathLike[str], output: str | os.PathLike[str], r
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING if quiet else logging.INFO}
-        if address is None and not os.environ.get("RAY_ADDRESS"):
-            kwargs["include_dashboard"] = False
-        ray.init(address=address, **kwargs)
-    try:
+    with ray_session(address, quiet):
         resources = ray.cluster_resources()
         device = str(recipe.device)
         gpu = device.startswith("cuda") or (device == "auto" and resources.get("GPU", 0) > 0)
@@ -263,9 +257,6 @@ def train_on_ray(data: str | os.PathLike[str], output: str | os.PathLike[str], r
             trainer.fit()
         except ray.train.TrainingFailedError as error:
             raise _worker_error(error) from None
-    finally:
-        if started_here:
-            ray.shutdown()
     return _finished(output_location, recipe.keep_checkpoints)
 
 

@@ -496,7 +496,7 @@ def trimmed(clip: np.ndarray, seed: int) -> np.ndarray:
     begin, end = active[0] * hop, (active[-1] + 1) * hop
     margin = int(0.15 * SR)
     begin = max(0, begin - int(rng.integers(0, margin + 1)))
-    end = min(len(x), end + int(rng.integers(0, margin + 1)))
+    end = min(len(clip), end + int(rng.integers(0, margin + 1)))
     return clip[begin:end]
 
 

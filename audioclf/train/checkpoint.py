@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from audioclf.errors import DataError
 from audioclf.fileio import atomic_path
@@ -64,6 +63,8 @@ def data_fingerprint(train: list[Any], validation: list[Any]) -> str:
 def capture_rng(mask_random_state: np.random.RandomState | None) -> dict[str, Any]:
     """Every random state the training loop draws from (numpy's as plain lists, so that the checkpoint loads with
     ``torch.load(weights_only=True)``)."""
+    import torch
+
     states: dict[str, Any] = {"python": random.getstate(), "numpy": _plain(np.random.get_state()),
                               "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -75,6 +76,8 @@ def capture_rng(mask_random_state: np.random.RandomState | None) -> dict[str, An
 
 def restore_rng(states: dict[str, Any], mask_random_state: np.random.RandomState | None) -> None:
     """Put back the states :func:`capture_rng` took."""
+    import torch
+
     random.setstate(states["python"])
     np.random.set_state(_numpy(states["numpy"]))
     torch.set_rng_state(states["torch"])
@@ -94,9 +97,11 @@ def _numpy(state: list) -> tuple:
     return name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached
 
 
-def save_checkpoint(directory: Path, *, state: CheckpointState, model: torch.nn.Module, optimizer: Any,
-                    scheduler: Any, rng: dict[str, Any], recipe: dict[str, Any], fingerprint: str) -> Path:
+def save_checkpoint(directory: Path, *, state: CheckpointState, model: Any, optimizer: Any, scheduler: Any,
+                    rng: dict[str, Any], recipe: dict[str, Any], fingerprint: str) -> Path:
     """Write ``directory/last.pt`` atomically; returns its path."""
+    import torch
+
     directory.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "state": state.__dict__, "model": model.state_dict(),
                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
@@ -109,6 +114,8 @@ def save_checkpoint(directory: Path, *, state: CheckpointState, model: torch.nn.
 
 def load_checkpoint(directory: Path) -> dict[str, Any]:
     """The content of ``directory/last.pt``; a one-line error when there is none or it cannot be read."""
+    import torch
+
     path = directory / LAST_NAME
     if not path.is_file():
         raise DataError(f"--resume: no checkpoint to resume from ({path} does not exist)")

@@ -80,9 +80,11 @@ def _root(
 
 
 def _register_commands() -> None:
-    from audioclf.cli import cache, classify, convert, download, env, inspect
+    from audioclf.cli import cache, classify, convert, download, env, evaluate, inspect, train
 
     app.command(epilog=classify.EXAMPLES)(classify.classify)
+    app.command(epilog=train.EXAMPLES)(train.train)
+    app.command(epilog=evaluate.EXAMPLES)(evaluate.evaluate)
     app.command(epilog=download.EXAMPLES)(download.download)
     app.command(epilog=inspect.EXAMPLES)(inspect.inspect)
     app.command(epilog=convert.EXAMPLES)(convert.convert)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from audioclf.audio.channels import ChannelPolicy
+from audioclf.audio.features import Featurizer
 from audioclf.data.segments import PreparedFile, Segment, Segmenter
 from audioclf.data.sources import SourceItem, source_items
 from audioclf.engine.records import AGGREGATES, Record, ScoreRecords
@@ -164,18 +165,20 @@ class Classifier:
     Args:
         model: model directory, weights file, Hub id, or an already loaded classifier
             (``None``: :data:`audioclf.auto.DEFAULT_MODEL_NAME`).
+        featurizer: the model's featurizer, for a loaded classifier whose preprocessor config is not on disk
+            (``None``: read from the model's directory).
         **options: fields of :class:`ClassifyOptions`.
 
     Raises :class:`OptionError` for bad options, unknown label names or an unusable device, and the loader's
     :class:`~audioclf.errors.AudioclfError` for a model that cannot be loaded.
     """
 
-    def __init__(self, model: Any = None, **options: Any) -> None:
+    def __init__(self, model: Any = None, *, featurizer: Featurizer | None = None, **options: Any) -> None:
         self.options = opts = ClassifyOptions.checked(options)  # before importing torch: mistakes are reported at once
         self.runner = ModelRunner(model, revision=opts.revision, token=opts.token, cache_dir=opts.cache_dir,
                                   device=opts.device, dtype=opts.dtype, quantize=opts.quantize, threads=opts.threads)
         config = self.runner.config
-        self.featurizer = self.runner.featurizer()
+        self.featurizer = featurizer if featurizer is not None else self.runner.featurizer()
         self.segmenter = Segmenter.for_model(config, self.featurizer, channels=opts.channels, chunk=opts.chunk,
                                              window=opts.window, hop=opts.hop)
         self.records = ScoreRecords.for_config(

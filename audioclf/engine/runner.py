@@ -21,7 +21,8 @@ from audioclf.audio.features import Featurizer, load_featurizer
 from audioclf.data.failures import one_line
 from audioclf.errors import OptionError
 
-__all__ = ["ACTIVATIONS", "DEVICES", "DTYPES", "ModelRunner", "RunOutput", "activate", "resolve_activation"]
+__all__ = ["ACTIVATIONS", "DEVICES", "DTYPES", "ModelRunner", "RunOutput", "activate", "resolve_activation",
+           "resolve_device"]
 
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -67,7 +68,7 @@ class ModelRunner:
 
         if threads is not None:
             torch.set_num_threads(threads)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.dtype = getattr(torch, str(dtype).removeprefix("torch."))
         if model is None or isinstance(model, (str, os.PathLike)):
             self.name = os.fspath(model) if model is not None else DEFAULT_MODEL_NAME
@@ -135,7 +136,9 @@ def activate(logits: np.ndarray, activation: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _resolve_device(name: str) -> Any:
+def resolve_device(name: str) -> Any:
+    """The ``torch.device`` for ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``/``"cuda:N"`` or
+    ``"mps"``; :class:`OptionError` (``device``) when it is not available."""
     import torch
 
     if name == "auto":

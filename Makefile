@@ -15,13 +15,13 @@ $(VENV)/.runtime: pyproject.toml
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.runtime pyproject.toml
-	$(PIP) install --quiet -e '.[test,ray]'
+	$(PIP) install --quiet -e '.[test,ray,plot]'
 	touch $@
 
 # Runtime only: enough for `audioclf` itself.
 install-runtime: $(VENV)/.runtime
 
-# Runtime plus the test extra (transformers as the reference, Ray for the cluster engine).
+# Runtime plus the test extra (transformers as the reference, Ray for the cluster engine, matplotlib for pictures).
 install: $(VENV)/.installed
 
 # The main job on the bundled samples with the bundled default model: no network needed.

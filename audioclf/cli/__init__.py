@@ -42,9 +42,13 @@ def _register_commands() -> None:
     from audioclf.cli.classify import classify
     from audioclf.cli.convert import convert
     from audioclf.cli.download import download
+    from audioclf.cli.embed import embed
     from audioclf.cli.inspect import inspect
+    from audioclf.cli.segments import segments
 
     app.command()(classify)
+    app.command()(embed)
+    app.command()(segments)
     app.command()(download)
     app.command()(inspect)
     app.command()(convert)

@@ -1,7 +1,8 @@
-"""What every command that runs a model on many inputs shares: stop signals, the progress bar, memory hygiene.
+"""What every command that runs a model on many inputs shares: options, stop signals, the progress bar, memory.
 
-:class:`StopSignals` turns SIGINT/SIGTERM into a clean stop (exit 130/143); :class:`Progress` counts finished inputs
-and shows a bar on a terminal; :func:`return_large_buffers_to_os` keeps a long run's resident size flat.
+The option types (``InputsArgument``, ``ModelOption``, …) declare the flags ``classify`` and ``embed`` both take,
+once. :class:`StopSignals` turns SIGINT/SIGTERM into a clean stop (exit 130/143); :class:`Progress` counts finished
+inputs and shows a bar on a terminal; :func:`return_large_buffers_to_os` keeps a long run's resident size flat.
 """
 
 from __future__ import annotations
@@ -11,10 +12,38 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
 
 from audioclf.cli._errors import flag_for
 from audioclf.errors import OptionError
+
+# ------------------------------------------------------------------------------------------ shared options
+InputsArgument = Annotated[Optional[list[str]], typer.Argument(
+    help="Files, directories, glob patterns, or - (paths on stdin).", show_default=False)]
+ModelOption = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="Model directory, weights file or Hub id (default: the built-in model).", show_default=False)]
+RevisionOption = Annotated[Optional[str], typer.Option(
+    help="Hub revision of the model (branch, tag or commit).", show_default=False)]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")]
+FilesFromOption = Annotated[Optional[Path], typer.Option(
+    "--files-from", help="Read input paths from this file (one per line; - for stdin).", show_default=False)]
+NullOption = Annotated[bool, typer.Option("-0", "--null", help="Path lists (stdin, --files-from) are NUL-separated.")]
+ChannelsOption = Annotated[str, typer.Option(help="mix | first | N (0-based) | each (one record per channel).")]
+BatchSizeOption = Annotated[int, typer.Option(help="Most segments per model call.")]
+MaxBatchSecondsOption = Annotated[Optional[float], typer.Option(
+    help="Most padded audio per model call, in seconds (default: 32 on CPU, 320 on GPU).", show_default=False)]
+WindowOption = Annotated[Optional[float], typer.Option(
+    help="One record per window of this many seconds.", show_default=False)]
+HopOption = Annotated[Optional[float], typer.Option(
+    help="Seconds between window starts (default: --window).", show_default=False)]
+DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: cuda when available).")]
+DtypeOption = Annotated[str, typer.Option(help="float32 | bfloat16 | float16.")]
+ThreadsOption = Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).",
+                                                      show_default=False)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 
 
 def with_flags(error: OptionError) -> OptionError:

@@ -22,6 +22,23 @@ from audioclf.cli._run import Progress as _Progress
 from audioclf.cli._run import StopSignals as _StopSignals
 from audioclf.cli._run import return_large_buffers_to_os as _return_large_buffers_to_os
 from audioclf.cli._run import with_flags as _with_flags
+from audioclf.cli._run import (
+    BatchSizeOption,
+    ChannelsOption,
+    DeviceOption,
+    DtypeOption,
+    FilesFromOption,
+    HopOption,
+    InputsArgument,
+    MaxBatchSecondsOption,
+    ModelOption,
+    NullOption,
+    QuietOption,
+    RecursiveOption,
+    RevisionOption,
+    ThreadsOption,
+    WindowOption,
+)
 from audioclf.cli.output import (
     EVENT_FORMATS,
     FORMATS,
@@ -38,26 +55,18 @@ ENGINES = ("local", "ray")
 
 @handles_errors()
 def classify(
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).",
-                                                         show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model directory, weights file or Hub id "
-                                                 "(default: the built-in model).", show_default=False)] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision of the model (branch, tag or commit).",
-                                                    show_default=False)] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")] = False,
-    files_from: Annotated[Optional[Path], typer.Option("--files-from", help="Read input paths from this file "
-                                                       "(one per line; - for stdin).", show_default=False)] = None,
-    null: Annotated[bool, typer.Option("-0", "--null", help="Path lists (stdin, --files-from) are NUL-separated.")] = False,
-    channels: Annotated[str, typer.Option(help="mix | first | N (0-based) | each (one record per channel).")] = "mix",
-    batch_size: Annotated[int, typer.Option(help="Most segments per model call.")] = 8,
-    max_batch_seconds: Annotated[Optional[float], typer.Option(help="Most padded audio per model call, in seconds "
-                                                               "(default: 32 on CPU, 320 on GPU).",
-                                                               show_default=False)] = None,
+    inputs: InputsArgument = None,
+    model: ModelOption = None,
+    revision: RevisionOption = None,
+    recursive: RecursiveOption = False,
+    files_from: FilesFromOption = None,
+    null: NullOption = False,
+    channels: ChannelsOption = "mix",
+    batch_size: BatchSizeOption = 8,
+    max_batch_seconds: MaxBatchSecondsOption = None,
     chunk: Annotated[float, typer.Option(help="Classify longer files in chunks of this many seconds.")] = 30.0,
-    window: Annotated[Optional[float], typer.Option(help="One record per window of this many seconds.",
-                                                    show_default=False)] = None,
-    hop: Annotated[Optional[float], typer.Option(help="Seconds between window starts (default: --window).",
-                                                 show_default=False)] = None,
+    window: WindowOption = None,
+    hop: HopOption = None,
     aggregate: Annotated[Optional[str], typer.Option(help="With --window, also a file record: mean | max.",
                                                      show_default=False)] = None,
     top_k: Annotated[int, typer.Option(help="Labels per record (0 = all).")] = 5,
@@ -78,15 +87,14 @@ def classify(
     address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster address (host:port, ray://host:port, "
                                                    "auto; default: RAY_ADDRESS, else a local Ray).",
                                                    show_default=False)] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: cuda when available).")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16.")] = "float32",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "float32",
     quantize: Annotated[Optional[str], typer.Option(help="int8: dynamic int8 quantization of the linear layers "
                                                          "(CPU, opt-in; scores move slightly).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).",
-                                                   show_default=False)] = None,
+    threads: ThreadsOption = None,
     workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4); --engine ray: model "
                                                    "replicas (actors).", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")] = False,
+    quiet: QuietOption = False,
     events: Annotated[bool, typer.Option("--events", help="With --window: write detection events (consecutive "
                                          "windows scoring at least --threshold, merged) instead of window records.")] = False,
     threshold: Annotated[Optional[float], typer.Option(help="--events: the score a window needs (default 0.5).",

@@ -16,47 +16,58 @@ from typing import Annotated, Any, Optional
 import typer
 
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors, report
-from audioclf.cli._run import Progress, StopSignals, return_large_buffers_to_os, with_flags
+from audioclf.cli._run import (
+    BatchSizeOption,
+    ChannelsOption,
+    DeviceOption,
+    DtypeOption,
+    FilesFromOption,
+    HopOption,
+    InputsArgument,
+    MaxBatchSecondsOption,
+    ModelOption,
+    NullOption,
+    Progress,
+    QuietOption,
+    RecursiveOption,
+    RevisionOption,
+    StopSignals,
+    ThreadsOption,
+    WindowOption,
+    return_large_buffers_to_os,
+    with_flags,
+)
 from audioclf.cli.output import EMBEDDING_FORMATS, JsonLinesWriter, atomic_output, import_pyarrow, write_embedding_arrays
 from audioclf.errors import AudioclfError, OptionError
 
 
 @handles_errors()
 def embed(
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).",
-                                                         show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model directory, weights file or Hub id "
-                                                 "(default: the built-in model).", show_default=False)] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision of the model (branch, tag or commit).",
-                                                    show_default=False)] = None,
+    inputs: InputsArgument = None,
+    model: ModelOption = None,
+    revision: RevisionOption = None,
     layer: Annotated[str, typer.Option(help="last (the encoder output) | N (hidden_states[N]; negative from the end) "
                                             "| all (every hidden state, stacked).")] = "last",
     pooling: Annotated[str, typer.Option(help="mean (over valid frames) | none (one vector per frame).")] = "mean",
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")] = False,
-    files_from: Annotated[Optional[Path], typer.Option("--files-from", help="Read input paths from this file "
-                                                       "(one per line; - for stdin).", show_default=False)] = None,
-    null: Annotated[bool, typer.Option("-0", "--null", help="Path lists (stdin, --files-from) are NUL-separated.")] = False,
-    channels: Annotated[str, typer.Option(help="mix | first | N (0-based) | each (one record per channel).")] = "mix",
-    batch_size: Annotated[int, typer.Option(help="Most segments per model call.")] = 8,
-    max_batch_seconds: Annotated[Optional[float], typer.Option(help="Most padded audio per model call, in seconds "
-                                                               "(default: 32 on CPU, 320 on GPU).",
-                                                               show_default=False)] = None,
+    recursive: RecursiveOption = False,
+    files_from: FilesFromOption = None,
+    null: NullOption = False,
+    channels: ChannelsOption = "mix",
+    batch_size: BatchSizeOption = 8,
+    max_batch_seconds: MaxBatchSecondsOption = None,
     chunk: Annotated[float, typer.Option(help="Embed longer files in chunks of this many seconds.")] = 30.0,
-    window: Annotated[Optional[float], typer.Option(help="One record per window of this many seconds.",
-                                                    show_default=False)] = None,
-    hop: Annotated[Optional[float], typer.Option(help="Seconds between window starts (default: --window).",
-                                                 show_default=False)] = None,
+    window: WindowOption = None,
+    hop: HopOption = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="jsonl | npy | npz | parquet (default: jsonl, "
                                                "or the --output extension).", show_default=False)] = "auto",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically) instead "
                                                    "of stdout; needed for npy, npz and parquet.",
                                                    show_default=False)] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: cuda when available).")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16.")] = "float32",
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).",
-                                                   show_default=False)] = None,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "float32",
+    threads: ThreadsOption = None,
     workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4).", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Embed audio files: one vector per file (or per window / channel) from a model's hidden states.
 

@@ -29,8 +29,18 @@ VARIANTS = {
     "sew-group": ("sew", dict(feat_extract_norm="group"), False),
 }
 TOLERANCE = 1e-4
+#: every scaled difference this module measured (printed at the end with ``pytest -s``)
+FIGURES: list[float] = []
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "parity_summary")
+
+
+@pytest.fixture(scope="module")
+def parity_summary():
+    yield
+    if FIGURES:
+        print(f"\nembedding parity: {len(FIGURES)} vectors or frame matrices, largest scaled difference "
+              f"{max(FIGURES):.2e}, median {float(np.median(FIGURES)):.2e}")
 
 
 class Reference:
@@ -85,6 +95,7 @@ def check(ours: np.ndarray, expected: np.ndarray, figures: list[float], what: st
     assert ours.shape == expected.shape, what
     difference = scaled_max_diff(torch.from_numpy(np.asarray(ours)), torch.from_numpy(np.asarray(expected)))
     figures.append(difference)
+    FIGURES.append(difference)
     assert difference <= TOLERANCE, f"{what}: scaled max |difference| {difference:.2e}"
 
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from typer.testing import CliRunner
@@ -48,27 +47,17 @@ def espeak() -> str:
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, float, float]]]:
-    """The recording and its keywords as ``(label, start s, end s)``."""
+    """The recording (``scripts/keyword_recording.py``) and its keywords as ``(label, start s, end s)``."""
     espeak()
     sys.path.insert(0, str(SCRIPTS))
     try:
-        import synth_keywords as synth
+        import keyword_recording
     finally:
         sys.path.remove(str(SCRIPTS))
-    rng = np.random.default_rng(0)
-    wave = (rng.standard_normal(SECONDS * RATE) * 10 ** (-55 / 20)).astype(np.float32)
-    truth = []
-    for seconds, word, accent, variant in PLAN:
-        spec = synth.Spec(0, word, word, accent, variant, speed=150, pitch=50, amplitude=100, prange=None,
-                          punct="", seed=1)
-        spoken = synth.trim(synth.synthesize(spec))
-        spoken = spoken * np.float32(10 ** (-20 / 20) / synth.rms(spoken))
-        start = int(seconds * RATE)
-        wave[start:start + spoken.shape[0]] += spoken
-        truth.append((word, seconds, seconds + spoken.shape[0] / RATE))
+    wave, truth = keyword_recording.build([(*entry, -20.0) for entry in PLAN], SECONDS, noise_db=-55.0, seed=0)
     path = tmp_path_factory.mktemp("keywords") / "meeting.wav"
     sf.write(path, wave, RATE, subtype="PCM_16")
-    return path, truth
+    return path, [(item["label"], item["start"], item["end"]) for item in truth]
 
 
 def classify(*args: str):

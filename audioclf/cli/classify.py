@@ -18,10 +18,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors, report
-from audioclf.cli._run import Progress as _Progress
-from audioclf.cli._run import StopSignals as _StopSignals
-from audioclf.cli._run import return_large_buffers_to_os as _return_large_buffers_to_os
-from audioclf.cli._run import with_flags as _with_flags
 from audioclf.cli._run import (
     BatchSizeOption,
     ChannelsOption,
@@ -39,6 +35,10 @@ from audioclf.cli._run import (
     ThreadsOption,
     WindowOption,
 )
+from audioclf.cli._run import Progress as _Progress
+from audioclf.cli._run import StopSignals as _StopSignals
+from audioclf.cli._run import return_large_buffers_to_os as _return_large_buffers_to_os
+from audioclf.cli._run import with_flags as _with_flags
 from audioclf.cli.output import (
     EVENT_FORMATS,
     FORMATS,

@@ -122,6 +122,35 @@ def test_file_embeddings_equal_transformers_hidden_states(references: dict, clip
     print(f"{variant}: pooled embeddings, max scaled difference {max(figures):.2e} over {len(figures)} vectors")
 
 
+@pytest.mark.parametrize("architecture", ["ast", "whisper"])
+def test_spectrogram_models_embed_every_token(tmp_path: Path, clips: list[Path], architecture: str) -> None:
+    """AST and Whisper (fixed-size spectrogram inputs, no frame mask): every token of the encoder output counts (AST's
+    CLS and distillation tokens included, Whisper's frames of the 30 s padded input too), as ``transformers`` returns
+    them; ``last`` is the whole ``last_hidden_state`` although the classifier's inference path computes only the
+    pooled tokens of AST's last layer."""
+    from transformers import ASTFeatureExtractor, WhisperFeatureExtractor
+
+    if architecture == "ast":
+        model = build_reference("audio-spectrogram-transformer", seed=6, max_length=128, num_mel_bins=128)
+        extractor, encoder = ASTFeatureExtractor(max_length=128), model.base_model
+    else:
+        model = build_reference("whisper", seed=7, num_mel_bins=80, max_source_positions=1500)
+        extractor, encoder = WhisperFeatureExtractor(feature_size=80), model.encoder
+    directory = save_reference(model, tmp_path / architecture)
+    extractor.save_pretrained(directory)
+    paths = [str(path) for path in clips[:3]]
+    figures: list[float] = []
+    for layer in ("last", "all"):
+        for record in embed(paths, model=str(directory), layer=layer, batch_size=2):
+            features = extractor(wave_of(Path(record["path"])), sampling_rate=16000, return_tensors="pt")
+            with torch.no_grad():
+                output = encoder(next(iter(features.values())), output_hidden_states=True)
+            states = [output.last_hidden_state] if layer == "last" else output.hidden_states
+            want = np.stack([state[0].mean(dim=0).numpy() for state in states])
+            check(record["embedding"], want[0] if layer == "last" else want, figures, f"{architecture} layer {layer}")
+    print(f"{architecture}: pooled embeddings, max scaled difference {max(figures):.2e} over {len(figures)} vectors")
+
+
 def test_last_differs_from_the_last_hidden_state_where_transformers_says_so(references: dict, clips: list[Path]) -> None:
     """Stable layer norm: ``last`` is after the final LayerNorm, ``hidden_states[-1]`` before it (transformers 5.x);
     SEW: ``last`` is upsampled to the frame rate, the hidden states stay squeezed."""

@@ -131,16 +131,18 @@ class ModelRunner:
         each layer (the last one before a stable model's final LayerNorm, unless the config ties it to the encoder
         output: ``tie_last_hidden_states``). Valid frames come from the sample mask through the model's frame mask
         (all frames without a mask); a squeezed state (SEW, SEW-D) counts a squeezed frame as valid when any of its
-        frames is. ``pool``: the mean over the valid frames instead of the frame vectors. Only the head is skipped:
-        the logits are not computed."""
+        frames is; models without a frame mask (AST, Whisper) count every token. ``pool``: the mean over the valid
+        frames instead of the frame vectors. Only the head is skipped: the logits are not computed."""
         import torch
 
         inputs = self._tensors(batch)
         mask = inputs.pop("attention_mask", None)
         (values,) = inputs.values()
         base = self.model.base_model
+        # a base model whose inference fast path shortens last_hidden_state computes it whole with hidden states
+        want_states = any(layer is not None for layer in layers) or getattr(base, "partial_last_hidden_state", False)
         with torch.inference_mode():
-            encoded = base(values, mask, any(layer is not None for layer in layers), False)
+            encoded = base(values, mask, want_states, False)
             states = encoded.hidden_states
             if states is not None and getattr(self.config, "tie_last_hidden_states", False):
                 states = states[:-1] + (encoded.last_hidden_state,)  # the classifier's rule for hidden_states

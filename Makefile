@@ -21,7 +21,8 @@ $(VENV)/.installed: $(VENV)/.runtime pyproject.toml
 # Runtime only: enough for `audioclf` itself.
 install-runtime: $(VENV)/.runtime
 
-# Runtime plus the test extra (transformers as the reference, Ray for the cluster engine) and the plot extra.
+# Runtime plus the test extra (transformers as the reference, Ray for the cluster engine) and the plot extra
+# (matplotlib for pictures).
 install: $(VENV)/.installed
 
 # The main job on the bundled samples with the bundled default model: no network needed.

@@ -80,9 +80,11 @@ def _root(
 
 
 def _register_commands() -> None:
-    from audioclf.cli import cache, classify, convert, download, env, evaluate, inspect, train
+    from audioclf.cli import cache, classify, convert, download, embed, env, evaluate, inspect, segments, train
 
     app.command(epilog=classify.EXAMPLES)(classify.classify)
+    app.command(epilog=embed.EXAMPLES)(embed.embed)
+    app.command(epilog=segments.EXAMPLES)(segments.segments)
     app.command(epilog=train.EXAMPLES)(train.train)
     app.command(epilog=evaluate.EXAMPLES)(evaluate.evaluate)
     app.command(epilog=download.EXAMPLES)(download.download)

@@ -22,13 +22,14 @@ included (``pip install 'audioclf[ray]'``), boolean options show as flags. Nothi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 __all__ = [
-    "CONTEXT_SETTINGS", "SHORT_FLAGS", "CacheDir", "Device", "Format", "Inputs", "Model", "Output",
-    "Quiet", "Recursive", "Revision", "Threads", "Token", "Yes", "examples",
+    "CONTEXT_SETTINGS", "SHORT_FLAGS", "BatchSize", "CacheDir", "Channels", "Device", "Dtype", "FilesFrom", "Format",
+    "Hop", "Inputs", "MaxBatchSeconds", "Model", "Null", "Output", "Quiet", "Recursive", "Revision", "Threads",
+    "Token", "Window", "Yes", "examples",
 ]
 
 #: given to the root app; every command and group inherits it (``-h`` works wherever ``--help`` does)
@@ -86,6 +87,40 @@ Device = Annotated[
 ]
 Threads = Annotated[
     Optional[int], typer.Option("--threads", help="Torch CPU threads (default: torch's choice).", show_default=False)
+]
+
+Precision = Literal["float32", "bfloat16", "float16"]
+Dtype = Annotated[Precision, typer.Option("--dtype", help="Model precision.")]
+
+
+def _complete_channels(incomplete: str) -> list[str]:
+    return [name for name in ("mix", "first", "each", "0", "1") if name.startswith(incomplete)]
+
+
+# the options of every command that streams audio through a model (classify, embed)
+FilesFrom = Annotated[
+    Optional[Path],
+    typer.Option("--files-from", help="Read input paths from this file (one per line; - for stdin).",
+                 show_default=False),
+]
+Null = Annotated[bool, typer.Option("-0", "--null", help="Path lists (stdin, --files-from) are NUL-separated.")]
+Channels = Annotated[
+    str,
+    typer.Option("--channels", help="mix | first | N (0-based) | each (one record per channel).",
+                 autocompletion=_complete_channels),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Most segments per model call.")]
+MaxBatchSeconds = Annotated[
+    Optional[float],
+    typer.Option("--max-batch-seconds", help="Most padded audio per model call, in seconds (default: 32 on CPU, 320 "
+                 "on GPU).", show_default=False),
+]
+Window = Annotated[
+    Optional[float], typer.Option("--window", help="One record per window of this many seconds.", show_default=False)
+]
+Hop = Annotated[
+    Optional[float],
+    typer.Option("--hop", help="Seconds between window starts (default: --window).", show_default=False),
 ]
 
 

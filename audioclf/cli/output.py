@@ -13,20 +13,42 @@ Formats:
 
 ``auto`` is ``table`` when the output is a terminal, JSON Lines otherwise; with ``--output FILE`` it follows the
 file's extension (``.json``, ``.csv``, ``.tsv``, ``.txt`` for a table, anything else JSON Lines).
+
+Events (``classify --events``) use the same formats (csv/tsv with the columns
+:data:`audioclf.engine.events.EVENT_COLUMNS`) and two annotation formats, which cannot hold error records (those
+are told on stderr instead):
+
+* ``audacity`` — an Audacity label track: ``start<TAB>end<TAB>label`` per event, times in seconds;
+* ``raven`` — a Raven Pro selection table: tab-separated, the header ``Selection View Channel Begin Time (s)
+  End Time (s) Low Freq (Hz) High Freq (Hz)`` then ``Label`` and ``Score``; one row per event, the band from 0 to the
+  model's Nyquist frequency. Written to stdout or one file it also has a ``Begin Path`` column (many inputs).
+
+With ``--output DIR`` these two write one file per input (:class:`EventFilesWriter`). Embeddings (``embed``) are
+written as JSON Lines (arrays as nested lists) or by :func:`write_embedding_arrays` (npy, npz, parquet).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import sys
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, get_args
+from typing import IO, Any, Callable, Literal, Protocol, Sequence, get_args
 
-__all__ = ["FORMATS", "RecordFormat", "RecordWriter", "atomic_output", "open_writer", "resolve_format"]
+__all__ = ["EMBEDDING_FORMATS", "EVENT_FORMATS", "FORMATS", "PER_INPUT_FORMATS", "EventFilesWriter", "RecordFormat",
+           "RecordWriter", "UniqueStems", "atomic_output", "file_stem", "import_pyarrow", "open_writer", "plain",
+           "resolve_format", "write_embedding_arrays"]
 
 RecordFormat = Literal["auto", "table", "jsonl", "json", "csv", "tsv"]
 FORMATS: tuple[str, ...] = get_args(RecordFormat)
+#: formats of ``classify --events``; the last two write one file per input with ``--output DIR``
+PER_INPUT_FORMATS = ("audacity", "raven")
+EVENT_FORMATS = FORMATS + PER_INPUT_FORMATS
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "table"}
+#: the Raven Pro columns every selection table starts with
+RAVEN_COLUMNS = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)")
 
 
 class RecordWriter(Protocol):
@@ -44,17 +66,35 @@ def resolve_format(name: str, output: Path | None, is_terminal: bool) -> str:
     return "table" if is_terminal else "jsonl"
 
 
-def open_writer(name: str, stream: IO[str]) -> RecordWriter:
-    """A writer of concrete format ``name`` (not ``auto``) on a text stream."""
+def open_writer(name: str, stream: IO[str], *, events: bool = False, sampling_rate: int | None = None,
+                errors: IO[str] | None = None) -> RecordWriter:
+    """A writer of concrete format ``name`` (not ``auto``) on a text stream. ``events``: the records are events
+    (csv/tsv columns :data:`~audioclf.engine.events.EVENT_COLUMNS`); ``sampling_rate``: the model's, for the Raven
+    band; ``errors``: where the annotation formats tell error records (default stderr)."""
     if name == "jsonl":
         return JsonLinesWriter(stream)
     if name == "json":
         return JsonArrayWriter(stream)
     if name in ("csv", "tsv"):
+        if events:
+            from audioclf.engine.events import EVENT_COLUMNS, event_rows
+
+            return DelimitedWriter(stream, "," if name == "csv" else "\t", EVENT_COLUMNS, event_rows)
         return DelimitedWriter(stream, "," if name == "csv" else "\t")
     if name == "table":
         return StreamingTableWriter(stream) if _is_terminal(stream) else TableWriter(stream)
+    if name == "audacity":
+        return AudacityWriter(stream, errors)
+    if name == "raven":
+        return RavenWriter(stream, sampling_rate or 0, with_path=True, errors=errors)
     raise ValueError(f"unknown format {name!r}")
+
+
+def plain(value: Any) -> Any:
+    """JSON for what ``json`` cannot write itself: numpy arrays as (nested) lists, numpy scalars as numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class JsonLinesWriter:
@@ -62,7 +102,7 @@ class JsonLinesWriter:
         self.stream = stream
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.stream.write(json.dumps(record, ensure_ascii=False, default=plain) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -75,7 +115,7 @@ class JsonArrayWriter:
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
+        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False, default=plain))
         self.stream.flush()
         self.count += 1
 
@@ -85,13 +125,16 @@ class JsonArrayWriter:
 
 
 class DelimitedWriter:
-    def __init__(self, stream: IO[str], delimiter: str) -> None:
+    """A header, then rows: by default classify records' (:func:`audioclf.engine.records.delimited_rows`)."""
+
+    def __init__(self, stream: IO[str], delimiter: str, columns: Sequence[str] | None = None,
+                 rows: Callable[[dict[str, Any]], list[list[Any]]] | None = None) -> None:
         from audioclf.engine.records import DELIMITED_COLUMNS, delimited_rows
 
-        self.rows = delimited_rows
+        self.rows = rows or delimited_rows
         self.stream = stream
         self.writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
-        self.writer.writerow(DELIMITED_COLUMNS)
+        self.writer.writerow(columns or DELIMITED_COLUMNS)
 
     def write(self, record: dict[str, Any]) -> None:
         self.writer.writerows(self.rows(record))  # type: ignore[arg-type]
@@ -134,7 +177,7 @@ class _TableLayout:
         if "error" in record:
             row += [Text(f"error: {record['error']}", style="red"), ""]
         else:
-            labels = record.get("labels") or []
+            labels = record.get("labels") or ([record] if "label" in record else [])  # a record or an event
             row += [Text("\n".join(item["label"] for item in labels)),
                     "\n".join(f"{item['score']:.4f}" for item in labels)]
         return row
@@ -203,7 +246,7 @@ class StreamingTableWriter:
 
     def _start(self, record: dict[str, Any]) -> None:
         self.layout = _TableLayout([record])
-        labels = [item["label"] for item in record.get("labels") or []]
+        labels = [item["label"] for item in record.get("labels") or ([record] if "label" in record else [])]
         self.widths = {"score": self.SCORE_WIDTH, "start": self.TIME_WIDTH, "end": self.TIME_WIDTH,
                        "channel": self.CHANNEL_WIDTH, "label": min(max([12, *map(len, labels)]), 32)}
         used = self.widths["label"] + self.widths["score"]
@@ -240,6 +283,228 @@ class StreamingTableWriter:
 
 def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
+
+
+# --------------------------------------------------------------------------------------- annotation formats
+def _field(value: Any) -> str:
+    """A value as one tab-separated field: control characters (tabs, line breaks) written as escapes."""
+    from audioclf.cli._output import printable
+
+    return printable(value)
+
+
+class AudacityWriter:
+    """An Audacity label track: ``start<TAB>end<TAB>label`` per event; error records go to ``errors``."""
+
+    def __init__(self, stream: IO[str], errors: IO[str] | None = None) -> None:
+        self.stream = stream
+        self.errors = errors
+
+    def write(self, record: dict[str, Any]) -> None:
+        if "error" in record:
+            _tell_error(record, self.errors)
+            return
+        self.stream.write(f"{record['start']:.6f}\t{record['end']:.6f}\t{_field(record['label'])}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class RavenWriter:
+    """A Raven Pro selection table (see the module docstring); ``with_path`` adds the ``Begin Path`` column."""
+
+    def __init__(self, stream: IO[str], sampling_rate: int, *, with_path: bool, errors: IO[str] | None = None) -> None:
+        self.stream = stream
+        self.high = sampling_rate / 2
+        self.with_path = with_path
+        self.errors = errors
+        self.count = 0
+        columns = RAVEN_COLUMNS + (("Begin Path",) if with_path else ()) + ("Label", "Score")
+        stream.write("\t".join(columns) + "\n")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if "error" in record:
+            _tell_error(record, self.errors)
+            return
+        self.count += 1
+        cells = [self.count, "Spectrogram 1", int(record.get("channel") or 0) + 1, f"{record['start']:.6f}",
+                 f"{record['end']:.6f}", "0.0", f"{self.high:.1f}"]
+        if self.with_path:
+            cells.append(record.get("path", ""))
+        cells += [record["label"], f"{record['score']:.6f}"]
+        self.stream.write("\t".join(_field(cell) for cell in cells) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+def _tell_error(record: dict[str, Any], errors: IO[str] | None) -> None:
+    name = record.get("path", f"input {record.get('index')}")
+    print(f"error: {_field(name)}: {_field(record['error'])}", file=errors or sys.stderr, flush=True)
+
+
+def file_stem(path: str) -> str:
+    """A file's name without directory and extension, safe as a file name (control characters and slashes
+    replaced by ``_``)."""
+    name = os.path.basename(path.rstrip("/"))
+    return re.sub(r"[\x00-\x1f/\\]", "_", os.path.splitext(name)[0]) or "input"
+
+
+class UniqueStems:
+    """File names for per-input outputs: the input's file name without its extension (control characters and
+    slashes replaced), ``-2``, ``-3``, … added when an earlier input of the run had the same stem."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def stem(self, identity: dict[str, Any]) -> str:
+        stem = file_stem(str(identity.get("path") or f"input-{identity.get('index')}"))
+        candidate, number = stem, 1
+        while candidate in self.used:
+            number += 1
+            candidate = f"{stem}-{number}"
+        self.used.add(candidate)
+        return candidate
+
+
+class EventFilesWriter:
+    """``--output DIR`` for ``audacity`` / ``raven``: one file per input, written atomically when the input is done:
+    ``<stem>.labels.txt`` (Audacity) or ``<stem>.selections.txt`` (Raven), ``stem`` the input's file name without
+    its extension (``-2``, ``-3``, … added when two inputs share a name). An input without events gets an empty
+    label track or a table with only the header; a failed input gets no file (its error is told on stderr)."""
+
+    SUFFIXES = {"audacity": ".labels.txt", "raven": ".selections.txt"}
+
+    def __init__(self, directory: Path, fmt: str, sampling_rate: int, errors: IO[str] | None = None) -> None:
+        self.directory = directory
+        self.fmt = fmt
+        self.sampling_rate = sampling_rate
+        self.errors = errors
+        self.names = UniqueStems()
+        self.written: list[Path] = []
+
+    def write_input(self, identity: dict[str, Any], records: list[dict[str, Any]]) -> Path | None:
+        """Write the file of one input (its event records, or its error record); returns its path."""
+        failed = [record for record in records if "error" in record]
+        for record in failed:
+            _tell_error(record, self.errors)
+        if failed:
+            return None
+        target = self.directory / (self.names.stem(identity) + self.SUFFIXES[self.fmt])
+        with atomic_output(target) as stream:
+            if self.fmt == "audacity":
+                writer: RecordWriter = AudacityWriter(stream, self.errors)
+            else:
+                writer = RavenWriter(stream, self.sampling_rate, with_path=False, errors=self.errors)
+            for record in records:
+                writer.write(record)
+            writer.close()
+        self.written.append(target)
+        return target
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------ embeddings
+#: formats of ``embed``: JSON Lines (streamed) and the array files written when the run ends
+EMBEDDING_FORMATS = ("jsonl", "npy", "npz", "parquet")
+
+
+def write_embedding_arrays(records: Sequence[dict[str, Any]], target: Path, fmt: str, *, frame_vectors: bool) -> None:
+    """Embedding records (errors left out) as an array file, atomically. ``frame_vectors``: the embeddings are frame
+    vectors (``pooling="none"``: ``[T, D]`` or ``[L + 1, T, D]``, ``T`` differing between records).
+
+    * ``npz`` — arrays ``embeddings`` (pooled: the records' embeddings stacked, ``[N, D]`` or ``[N, L + 1, D]``;
+      frame vectors: concatenated along the frame axis, ``[ΣT, D]`` or ``[L + 1, ΣT, D]``), ``frames`` ``[N]`` (each
+      record's frames along that axis, in order; 1 when pooled), ``paths`` (strings; empty for audio in memory),
+      ``channels`` (``-1``: a mix), ``starts`` / ``ends`` (``NaN`` for whole files);
+    * ``npy`` — the ``embeddings`` array alone, and beside it ``<name>.rows.csv`` with the columns
+      ``path,channel,start,end,frames``, one row per record in order;
+    * ``parquet`` — one row per record: ``path``, ``index``, ``channel``, ``start``, ``end``, ``layer`` (text),
+      ``embedding`` (nested lists of float32), ``model``, ``revision``; needs pyarrow.
+    """
+    import numpy as np
+
+    from audioclf.fileio import atomic_open
+
+    rows = [record for record in records if "error" not in record]
+    if fmt == "parquet":
+        _write_embedding_parquet(rows, target)
+        return
+    arrays = [np.asarray(record["embedding"], dtype=np.float32) for record in rows]
+    if not arrays:
+        matrix, frames = np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    elif frame_vectors:
+        matrix = np.concatenate(arrays, axis=-2)
+        frames = np.array([array.shape[-2] for array in arrays], dtype=np.int64)
+    else:
+        matrix, frames = np.stack(arrays), np.ones(len(arrays), dtype=np.int64)
+    columns = {
+        "paths": np.array([str(record.get("path", "")) for record in rows], dtype=np.str_),
+        "channels": np.array([record.get("channel", -1) for record in rows], dtype=np.int64),
+        "starts": np.array([record.get("start", np.nan) for record in rows], dtype=np.float64),
+        "ends": np.array([record.get("end", np.nan) for record in rows], dtype=np.float64),
+    }
+    if fmt == "npz":
+        with atomic_open(target, "wb") as stream:
+            np.savez(stream, embeddings=matrix, frames=frames, **columns)
+        return
+    with atomic_open(target, "wb") as stream:
+        np.save(stream, matrix)
+    with atomic_open(target.with_name(target.name.removesuffix(".npy") + ".rows.csv")) as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(("path", "channel", "start", "end", "frames"))
+        for record, count in zip(rows, frames.tolist()):
+            writer.writerow((record.get("path", ""), record.get("channel", ""), record.get("start", ""),
+                             record.get("end", ""), count))
+
+
+#: what to install for ``--format parquet``
+PARQUET_HINT = "--format parquet needs pyarrow: pip install 'audioclf[parquet]'"
+
+
+def import_pyarrow() -> Any:
+    """``pyarrow`` (with ``pyarrow.parquet``), or :class:`~audioclf.errors.AudioclfError` saying what to install."""
+    from audioclf.errors import AudioclfError
+
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise AudioclfError(PARQUET_HINT) from None
+    return pyarrow
+
+
+def _write_embedding_parquet(rows: Sequence[dict[str, Any]], target: Path) -> None:
+    import numpy as np
+
+    from audioclf.fileio import atomic_path
+
+    pa = import_pyarrow()
+    depth = max((np.ndim(record["embedding"]) for record in rows), default=1)
+    vector_type = pa.float32()
+    for _ in range(depth):
+        vector_type = pa.list_(vector_type)
+
+    def column(name: str) -> list[Any]:
+        return [record.get(name) for record in rows]
+
+    table = pa.table({
+        "path": pa.array(column("path"), pa.string()),
+        "index": pa.array(column("index"), pa.int64()),
+        "channel": pa.array(column("channel"), pa.int64()),
+        "start": pa.array(column("start"), pa.float64()),
+        "end": pa.array(column("end"), pa.float64()),
+        "layer": pa.array([str(record["layer"]) for record in rows], pa.string()),
+        "embedding": pa.array([np.asarray(record["embedding"]).tolist() for record in rows], vector_type),
+        "model": pa.array(column("model"), pa.string()),
+        "revision": pa.array(column("revision"), pa.string()),
+    })
+    with atomic_path(target) as temporary:
+        pa.parquet.write_table(table, temporary)
 
 
 def atomic_output(path: Path):

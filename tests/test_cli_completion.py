@@ -70,7 +70,8 @@ def test_zsh_and_fish_complete_through_the_completion_environment(shell: str) ->
     assert "classify" in values("audioclf cl")
     assert {"--format", "-f"} & values("audioclf inspect --f")
     assert values("audioclf cache list --format ") == {"auto", "table", "json", "jsonl"}
-    assert values("audioclf classify --format ") == {"auto", "table", "jsonl", "json", "csv", "tsv", "parquet"}
+    assert values("audioclf classify --format ") == {"auto", "table", "jsonl", "json", "csv", "tsv", "audacity",
+                                                         "raven", "parquet"}
     assert values("audioclf ") >= {"classify", "download", "inspect", "convert", "env", "cache"}
     assert {"auto", "cpu", "cuda", "mps"} <= values("audioclf classify --device ")
     assert values("audioclf classify --channels ") >= {"mix", "first", "each"}

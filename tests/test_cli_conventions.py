@@ -150,14 +150,15 @@ def test_choices_match_what_the_library_accepts() -> None:
     from audioclf.engine import ray
     from audioclf.engine.records import AGGREGATES
     from audioclf.engine.runner import ACTIVATIONS, DEVICES, DTYPES
-    from audioclf.cli._options import DEVICE_CHOICES
+    from audioclf.cli._options import DEVICE_CHOICES, Precision
+    from audioclf.cli.output import PER_INPUT_FORMATS
 
     assert get_args(command.Activation) == ACTIVATIONS
-    assert get_args(command.Dtype) == DTYPES
+    assert get_args(Precision) == DTYPES
     assert get_args(command.Aggregate) == AGGREGATES
     assert get_args(command.Engine) == command.ENGINES
     assert DEVICE_CHOICES == DEVICES
-    assert _completions("audioclf classify --format ") == set(FORMATS) | set(ray.FORMATS)
+    assert _completions("audioclf classify --format ") == set(FORMATS) | set(PER_INPUT_FORMATS) | set(ray.FORMATS)
 
 
 def test_usage_errors_are_one_line_and_exit_2() -> None:

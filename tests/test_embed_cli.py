@@ -102,7 +102,7 @@ def test_parquet_without_pyarrow_names_the_install_command(monkeypatch: pytest.M
     (["--layer", "top"], "--layer must be last, all or a hidden-state number"),
     (["--pooling", "max"], "--pooling must be one of mean, none"),
     (["--hop", "1"], "--hop needs --window"),
-    (["--format", "csv"], "--format must be one of jsonl, npy, npz, parquet"),
+    (["--format", "csv"], "'csv' is not one of 'auto', 'jsonl', 'npy', 'npz', 'parquet'"),
 ])
 def test_usage_errors(args: list[str], message: str) -> None:
     result = run(CLIPS[0], *args)

@@ -101,7 +101,7 @@ def test_window_records_become_events_with_the_same_rules(tmp_path: Path, record
     results.write_text("".join(json.dumps(window) + "\n" for window in windows))
     out = tmp_path / "clips"
     result = run(str(results), "--output", str(out), "--pad", "0", "--threshold", "0.6", "--labels", "dog",
-                 "--format", "flac")
+                 "--audio-format", "flac")
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     events = window_events(windows, 0.6, labels={"dog"})

@@ -11,18 +11,21 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors, report
 from audioclf.cli._options import (
-    BatchSize, Channels, Device, Dtype, FilesFrom, Hop, Inputs, MaxBatchSeconds, Model, Null, Quiet, Recursive, Revision,
-    Threads, Window, examples,
+    BatchSize, CacheDir, Channels, Device, Dtype, FilesFrom, Format, Hop, Inputs, MaxBatchSeconds, Model, Null, Quiet, Recursive, Revision,
+    Threads, Token, Window, examples,
 )
 from audioclf.cli._run import Progress, StopSignals, return_large_buffers_to_os, with_flags
 from audioclf.cli.output import EMBEDDING_FORMATS, JsonLinesWriter, atomic_output, import_pyarrow, write_embedding_arrays
 from audioclf.errors import AudioclfError, OptionError
+
+#: ``--format``: auto is jsonl, or what the --output extension says
+EmbedFormat = Literal["auto", "jsonl", "npy", "npz", "parquet"]
 
 EXAMPLES = examples(
     ("audioclf embed clips/*.wav -m superb/wav2vec2-base-superb-ks > vectors.jsonl", "one mean vector per file"),
@@ -36,6 +39,8 @@ def embed(
     inputs: Inputs = None,
     model: Model = None,
     revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
     layer: Annotated[str, typer.Option(help="last (the encoder output) | N (hidden_states[N]; negative from the end) "
                                             "| all (every hidden state, stacked).")] = "last",
     pooling: Annotated[str, typer.Option(help="mean (over valid frames) | none (one vector per frame).")] = "mean",
@@ -48,8 +53,7 @@ def embed(
     chunk: Annotated[float, typer.Option(help="Embed longer files in chunks of this many seconds.")] = 30.0,
     window: Window = None,
     hop: Hop = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="jsonl | npy | npz | parquet (default: jsonl, "
-                                               "or the --output extension).", show_default=False)] = "auto",
+    output_format: Format[EmbedFormat] = "auto",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically) instead "
                                                    "of stdout; needed for npy, npz and parquet.",
                                                    show_default=False)] = None,
@@ -97,7 +101,8 @@ def embed(
         import_pyarrow()  # before anything slow: say at once when pyarrow is missing
     options = dict(layer=layer, pooling=pooling, batch_size=batch_size, max_batch_seconds=max_batch_seconds,
                    chunk=chunk, window=window, hop=hop, channels=channels, device=device, dtype=dtype, threads=threads,
-                   workers=workers, recursive=recursive, revision=revision)
+                   workers=workers, recursive=recursive, revision=revision,
+                   token=token, cache_dir=None if cache_dir is None else str(cache_dir))
     with StopSignals() as stop:
         try:
             status = _embed(arguments, files_from, null, model, options, fmt, output, quiet, stop)

@@ -10,16 +10,17 @@ import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors
-from audioclf.cli._options import examples
+from audioclf.cli._options import CacheDir, Device, Format, Quiet, Revision, Threads, Token, examples
 from audioclf.cli._output import Column, choose_format, print_machine, print_table
 from audioclf.errors import AudioclfError, OptionError
 
 FORMATS = ("table", "json")
+EvaluateFormat = Literal["auto", "table", "json"]
 
 EXAMPLES = examples(
     ("audioclf evaluate held-out/ -m my-model", "accuracy, per-label scores and the confusion matrix"),
@@ -36,8 +37,7 @@ def evaluate(
                                                  "built-in model).", show_default=False)] = None,
     label_map: Annotated[Optional[list[str]], typer.Option("--label-map", help="DATA_LABEL=MODEL_LABEL (repeat, "
                                                            "or comma-separate).", show_default=False)] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="auto | table | json (auto: a table on a "
-                                               "terminal, JSON otherwise).")] = "auto",
+    output_format: Format[EvaluateFormat] = "auto",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the JSON report to this "
                                                    "file.", show_default=False)] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write the confusion matrix as PNG (needs audioclf[plot]).",
@@ -47,12 +47,14 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(help="Most segments per model call.")] = 8,
     chunk: Annotated[float, typer.Option(help="Classify longer clips in chunks of this many seconds.")] = 30.0,
     channels: Annotated[str, typer.Option(help="mix | first | N (0-based).")] = "mix",
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.", show_default=False)] = None,
+    device: Device = "auto",
+    threads: Threads = None,
     workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4).",
                                                    show_default=False)] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision of the model.", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr.")] = False,
+    revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
 ) -> None:
     """Measure a model on labelled clips: accuracy, balanced accuracy, macro-F1, per-label precision / recall / F1
     / support and the confusion matrix.
@@ -89,7 +91,8 @@ def evaluate(
     if not labelled.clips:
         raise AudioclfError(f"{data} holds no audio clips")
     classifier = Classifier(model, top_k=0, batch_size=batch_size, chunk=chunk, channels=channels, device=device,
-                            threads=threads, workers=workers, revision=revision)
+                            threads=threads, workers=workers, revision=revision, token=token,
+                            cache_dir=None if cache_dir is None else str(cache_dir))
     model_labels = [classifier.runner.config.id2label[k] for k in sorted(classifier.runner.config.id2label)]
     mapping = check_labels(labelled.labels, model_labels, mapping_arguments)
     result = run_evaluation(classifier, labelled.clips, mapping)

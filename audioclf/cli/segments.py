@@ -13,13 +13,15 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors
 from audioclf.cli._options import examples
 from audioclf.errors import AudioclfError
+
+AudioFormat = Literal["wav", "flac"]
 
 EXAMPLES = examples(
     ("audioclf classify long.wav --window 1 --hop 0.25 --events -o events.jsonl", "find the events first"),
@@ -42,7 +44,7 @@ def segments(
     min_duration: Annotated[float, typer.Option(help="Drop events shorter than this many seconds.")] = 0.0,
     labels: Annotated[Optional[str], typer.Option(help="Only these labels (comma-separated).",
                                                   show_default=False)] = None,
-    audio_format: Annotated[str, typer.Option("--format", "-f", help="wav | flac.")] = "wav",
+    audio_format: Annotated[AudioFormat, typer.Option("--audio-format", help="Format of the audio files written.")] = "wav",
 ) -> None:
     """Cut detected events out of their recordings into audio files per label, for manual review.
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from audioclf.cli._errors import handles_errors
-from audioclf.cli._options import examples
+from audioclf.cli._options import CacheDir, Revision, Token, examples
 from audioclf.errors import OptionError
 
 ENGINES = ("local", "ray")
@@ -42,6 +42,9 @@ def train(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Start from this model (directory, Hub id; "
                                                  "default: the built-in model); its head is replaced.",
                                                  show_default=False)] = None,
+    revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
     config: Annotated[Optional[str], typer.Option(help="Train from scratch: a config.json or a model type "
                                                   "(wav2vec2, hubert, ...).", show_default=False)] = None,
     epochs: Annotated[int, typer.Option(help="Passes over the training clips.")] = 10,
@@ -129,7 +132,8 @@ def train(
     """
     from audioclf.train.recipe import Recipe
 
-    recipe = Recipe(model=model, config=config, seed=seed, epochs=epochs, batch_size=batch_size,
+    recipe = Recipe(model=model, revision=revision, token=token, cache_dir=None if cache_dir is None else str(cache_dir),
+                    config=config, seed=seed, epochs=epochs, batch_size=batch_size,
                     accumulate=accumulate, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
                     max_grad_norm=max_grad_norm, label_smoothing=label_smoothing, val_split=val_split,
                     max_seconds=max_seconds, augment=augment, gain_db=gain_db, snr_db=_pair(snr_db),

@@ -188,7 +188,7 @@ class _Run:
 
         recipe = self.recipe
         if not recipe.from_scratch:
-            source = resolve_source(recipe.start_model, weights=False)
+            source = resolve_source(recipe.start_model, weights=False, hub=recipe.hub_options)
             return AutoConfig.from_pretrained(source.directory), load_featurizer(source.directory), source.directory
         path = Path(recipe.config)
         if path.exists():
@@ -309,7 +309,7 @@ class _Run:
             config = self.config.copy()
             config.id2label = id2label
             return build_model(config)
-        model = AutoModelForAudioClassification.from_pretrained(self.recipe.start_model)
+        model = AutoModelForAudioClassification.from_pretrained(self.recipe.start_model, **self.recipe.hub_options)
         head = getattr(model, "classifier", None)
         if not isinstance(head, nn.Linear):
             raise DataError(f"{self.recipe.start_model}: no classifier layer to replace")

@@ -45,7 +45,8 @@ SCRATCH_LR = 1e-3
 SMALL_MODEL_PARAMETERS = 10_000_000
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: fields that change how fast a run goes, not what it computes: a resumed run may change them
-RUNTIME_FIELDS = ("device", "threads", "workers", "cache_mb", "audio_cache_mb", "keep_checkpoints", "checkpoint_steps")
+RUNTIME_FIELDS = ("device", "threads", "workers", "cache_mb", "audio_cache_mb", "keep_checkpoints", "checkpoint_steps",
+                  "cache_dir")
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Recipe:
 
     Attributes:
         model: start checkpoint (directory, Hub id, ``audioclf/default``); a new head replaces its classifier.
+        revision, token, cache_dir: Hub revision, access token and cache folder of a start model given by Hub id
+            (the token is never written to the report).
         config: train from scratch with this config (a ``config.json`` path or a ``model_type`` name).
         seed: every random draw (initialisation, order, crops, augmentation, dropout) derives from it.
         epochs: passes over the training clips.
@@ -91,6 +94,9 @@ class Recipe:
     """
 
     model: str | None = None
+    revision: str | None = None
+    token: str | bool | None = dataclasses.field(default=None, repr=False)
+    cache_dir: str | None = None
     config: str | None = None
     seed: int = 0
     epochs: int = 10
@@ -130,6 +136,11 @@ class Recipe:
     @property
     def from_scratch(self) -> bool:
         return self.config is not None
+
+    @property
+    def hub_options(self) -> dict[str, Any]:
+        """The Hub keyword arguments of ``from_pretrained`` for the start model."""
+        return {"revision": self.revision, "token": self.token, "cache_dir": self.cache_dir}
 
     @property
     def start_model(self) -> str | None:
@@ -198,6 +209,7 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, plus the resolved learning rate and freezing."""
         values = dataclasses.asdict(self)
+        values.pop("token")  # a secret: never in a report or a checkpoint
         values["snr_db"] = list(self.snr_db)
         values["resolved"] = {"start_model": self.start_model, "freeze_feature_encoder": self.freezes_feature_encoder}
         return values

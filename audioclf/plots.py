@@ -57,7 +57,7 @@ def style() -> dict[str, Any]:
 
 
 def _cycler() -> Any:
-    from cycler import cycler
+    from matplotlib import cycler
 
     return cycler(color=["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"])
 

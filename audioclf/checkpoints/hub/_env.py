@@ -34,10 +34,16 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def default_cache_dir() -> Path:
-    """The Hub cache folder (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
+    """The Hub cache folder (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``$XDG_CACHE_HOME/huggingface/hub``, else
+    ``~/.cache/huggingface/hub``), read from the environment now: ``huggingface_hub.constants`` keeps the values of
+    the moment it was first imported."""
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if cache:
+        return Path(cache).expanduser()
+    home = os.environ.get("HF_HOME")
+    if not home:
+        home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
 
 
 def cache_dir_or_default(cache_dir: str | os.PathLike | None) -> Path:

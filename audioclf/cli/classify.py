@@ -20,7 +20,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, flag_for, handles_errors, report
-from audioclf.cli.output import FORMATS, atomic_output, open_writer, resolve_format
+from audioclf.cli.output import FORMATS, RecordFile, open_writer, resolve_format
 from audioclf.errors import AudioclfError, OptionError
 
 ENGINES = ("local", "ray")
@@ -151,58 +151,49 @@ def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bo
     """The local engine: records to stdout or to ``--output`` (atomically); returns the exit status. A signal
     raises KeyboardInterrupt (:class:`_StopSignals`); with ``--resume`` the finished inputs are saved first."""
     output_path = None if output is None else Path(output)
-    if output_path is not None and not (output_path.parent if str(output_path.parent) else Path(".")).is_dir():
-        raise AudioclfError(f"--output {output}: the directory {output_path.parent} does not exist")
     fmt = resolve_format(output_format, output_path, sys.stdout.isatty())
-    from audioclf.engine.records import RESUMABLE_FORMATS, done_paths, read_record_file
+    from audioclf.engine.records import RESUMABLE_FORMATS, done_paths
 
-    kept: list[dict[str, Any]] = []
-    if resume:
-        if fmt not in RESUMABLE_FORMATS:
-            raise AudioclfError(f"--resume cannot read {fmt} output back; use --format {', '.join(RESUMABLE_FORMATS)}")
-        if output_path is not None and output_path.exists():
-            try:
-                kept = read_record_file(output_path, fmt)
-            except AudioclfError as error:
-                raise AudioclfError(f"--resume: {error}") from None
+    if resume and fmt not in RESUMABLE_FORMATS:
+        raise AudioclfError(f"--resume cannot read {fmt} output back; use --format {', '.join(RESUMABLE_FORMATS)}")
+    # --output: locked for the whole run, records journaled per input, written when the run ends (RecordFile)
+    with RecordFile(output_path, fmt, resume) if output_path is not None else contextlib.nullcontext() as record_file:
+        kept: list[dict[str, Any]] = record_file.kept if record_file is not None else []
 
-    from audioclf.data.sources import STDIN, expand_inputs
-    from audioclf.engine.classify import Classifier
+        from audioclf.data.sources import STDIN, expand_inputs
+        from audioclf.engine.classify import Classifier
 
-    _return_large_buffers_to_os()
+        _return_large_buffers_to_os()
 
-    classifier = Classifier(model, workers=workers, **options)
-    items: Any = expand_inputs(arguments, recursive=bool(options["recursive"]), files_from=files_from,
-                               null_separated=null)
-    if kept:
-        done = done_paths(kept)
-        items = (item for item in items if item.path not in done)
-    total = None
-    if STDIN not in arguments and files_from is None:
-        items = list(items)  # cheap, and gives the progress bar a total
-        total = len(items)
+        classifier = Classifier(model, workers=workers, **options)
+        items: Any = expand_inputs(arguments, recursive=bool(options["recursive"]), files_from=files_from,
+                                   null_separated=null)
+        if kept:
+            done = done_paths(kept)
+            items = (item for item in items if item.path not in done)
+        total = None
+        if STDIN not in arguments and files_from is None:
+            items = list(items)  # cheap, and gives the progress bar a total
+            total = len(items)
 
-    show_progress = not quiet and sys.stderr.isatty()
-    started = time.monotonic()
-    kept_failed = len(done_paths(record for record in kept if "error" in record))
-    with _Progress(total, show_progress) as progress:
-        if output_path is None:
-            try:
-                _write(classifier, items, open_writer(fmt, sys.stdout), progress, stop)
-            except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return EXIT_SOME_FAILED
-        else:
-            with atomic_output(output_path) as stream:
-                writer = open_writer(fmt, stream)
-                for record in kept:
-                    writer.write(record)
+        show_progress = not quiet and sys.stderr.isatty()
+        started = time.monotonic()
+        kept_failed = len(done_paths(record for record in kept if "error" in record))
+        with _Progress(total, show_progress) as progress:
+            if record_file is None:
                 try:
-                    _write(classifier, items, writer, progress, stop)
+                    _write(classifier, items, open_writer(fmt, sys.stdout), progress, stop)
+                except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                    return EXIT_SOME_FAILED
+            else:
+                try:
+                    _write(classifier, items, record_file, progress, stop)
                 except KeyboardInterrupt:
                     if not resume:
+                        record_file.discard()
                         raise  # the old output stays as it was
-                    writer.close()  # keep the inputs whose records are written; the next --resume goes on from there
+                    record_file.close()  # keep the inputs finished; the next --resume goes on from there
                     stop.note(signal.SIGINT)  # the command exits as interrupted whatever this returns
                     return EXIT_SOME_FAILED
     failed = progress.failed + kept_failed
@@ -273,8 +264,7 @@ def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress", stop
     never leaves an input half written; then close the writer."""
     for records in classifier.classify_inputs(items, progress=progress.update):
         with stop.deferred():
-            for record in records:
-                writer.write(record)
+            writer.write_input(records)
     writer.close()
 
 

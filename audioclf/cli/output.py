@@ -11,16 +11,26 @@ Formats:
 
 ``auto`` is ``table`` when the output is a terminal, JSON Lines otherwise; with ``--output FILE`` it follows the
 file's extension (``.json``, ``.csv``, ``.tsv``, ``.txt`` for a table, anything else JSON Lines).
+
+What a file said never reaches the reader as code: JSON goes through :func:`audioclf.text.json_text` (lone
+surrogates of undecodable file names and terminal controls as ``\\u`` escapes, no NaN), csv/tsv text cells through
+:func:`audioclf.text.spreadsheet_cell` (no formulas; undecodable file names written back as their original bytes),
+table cells through :func:`audioclf.text.printable` (control characters escaped).
+
+``--output FILE`` is a :class:`RecordFile`: the output's lock is held for the whole run, each finished input is
+appended to a journal beside the file (it survives ``SIGKILL``), and the file is written in its format, atomically,
+when the run ends; ``--resume`` continues from the file and from the journal an interrupted run left.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Iterable, Protocol
 
-__all__ = ["FORMATS", "RecordWriter", "atomic_output", "open_writer", "resolve_format"]
+from audioclf.text import json_text, printable
+
+__all__ = ["FORMATS", "RecordFile", "RecordWriter", "atomic_output", "open_writer", "resolve_format"]
 
 FORMATS = ("auto", "table", "jsonl", "json", "csv", "tsv")
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "table"}
@@ -29,7 +39,19 @@ _SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "table
 class RecordWriter(Protocol):
     def write(self, record: dict[str, Any]) -> None: ...
 
+    def write_input(self, records: Iterable[dict[str, Any]]) -> None:
+        """The records of one finished input."""
+
     def close(self) -> None: ...
+
+
+class _Writer:
+    def write(self, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def write_input(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.write(record)
 
 
 def resolve_format(name: str, output: Path | None, is_terminal: bool) -> str:
@@ -54,25 +76,25 @@ def open_writer(name: str, stream: IO[str]) -> RecordWriter:
     raise ValueError(f"unknown format {name!r}")
 
 
-class JsonLinesWriter:
+class JsonLinesWriter(_Writer):
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.stream.write(json_text(record) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         self.stream.flush()
 
 
-class JsonArrayWriter:
+class JsonArrayWriter(_Writer):
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
+        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + json_text(record))
         self.stream.flush()
         self.count += 1
 
@@ -81,11 +103,13 @@ class JsonArrayWriter:
         self.stream.flush()
 
 
-class DelimitedWriter:
+class DelimitedWriter(_Writer):
     def __init__(self, stream: IO[str], delimiter: str) -> None:
         from audioclf.engine.records import DELIMITED_COLUMNS, delimited_rows
 
         self.rows = delimited_rows
+        if hasattr(stream, "reconfigure"):  # undecodable file names go back out as the bytes they were
+            stream.reconfigure(errors="surrogateescape")
         self.stream = stream
         self.writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
         self.writer.writerow(DELIMITED_COLUMNS)
@@ -98,8 +122,9 @@ class DelimitedWriter:
         self.stream.flush()
 
 
-class TableWriter:
-    """Collects the records and prints one rich table at the end."""
+class TableWriter(_Writer):
+    """Collects the records and prints one rich table at the end; every cell is data (no markup), control
+    characters escaped."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -126,16 +151,16 @@ class TableWriter:
         table.add_column("label")
         table.add_column("score", justify="right")
         for record in records:
-            row: list[Any] = [Text(record["path"])]
+            row: list[Any] = [Text(printable(record.get("path", record.get("index", ""))))]
             if has_channel:
-                row.append(str(record.get("channel", "")))
+                row.append(printable(record.get("channel", "")))
             if has_time:
                 row += [_seconds(record.get("start")), _seconds(record.get("end"))]
             if "error" in record:
-                row += [Text(f"error: {record['error']}", style="red"), ""]
+                row += [Text(f"error: {printable(record['error'])}", style="red"), ""]
             else:
                 labels = record.get("labels") or []
-                row += [Text("\n".join(item["label"] for item in labels)),
+                row += [Text("\n".join(printable(item["label"]) for item in labels)),
                         "\n".join(f"{item['score']:.4f}" for item in labels)]
             table.add_row(*row)
         is_terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -154,3 +179,89 @@ def atomic_output(path: Path):
     from audioclf.fileio import atomic_open
 
     return atomic_open(path)
+
+
+class RecordFile(_Writer):
+    """``--output FILE`` of a command that writes records: held for the whole run (``with``), each input's records
+    journaled as they come, the file written atomically in format ``fmt`` by :meth:`close`.
+
+    Entering takes the output's lock (another process writing the same file is an
+    :class:`~audioclf.errors.OutputError`) and, with ``resume``, reads the records already done into :attr:`kept`:
+    those in the file, then those in the journal a killed or failed run left. Without ``resume`` such a journal is
+    discarded. Leaving without :meth:`close` (an interrupt, an error) leaves the file as it was; the journal is kept
+    after an error (a later ``--resume`` goes on from it) and removed after :meth:`discard`.
+    """
+
+    def __init__(self, path: Path, fmt: str, resume: bool) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.resume = resume
+        self.kept: list[dict[str, Any]] = []
+        self._lock: Any = None
+        self._journal: Any = None
+        self._recovered = 0  # journal lines of an earlier run, already in kept
+
+    def __enter__(self) -> "RecordFile":
+        from audioclf.engine.records import read_journal, read_record_file
+        from audioclf.errors import AudioclfError
+        from audioclf.fileio import Journal, locked_output
+
+        self._lock = locked_output(self.path)
+        target = self._lock.__enter__()
+        try:
+            self._journal = Journal(self.path)
+            if not self.resume:
+                self._journal.remove()
+            elif target.real.is_file() and not target.special:
+                try:
+                    self.kept = read_record_file(target.real, self.fmt)
+                except AudioclfError as error:
+                    raise AudioclfError(f"--resume: {error}") from None
+            if self.resume:
+                recovered = self._journal.lines()
+                self.kept += read_journal(recovered, self._journal.path)
+                self._recovered = len(recovered)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.write_input([record])
+
+    def write_input(self, records: Iterable[dict[str, Any]]) -> None:
+        """Journal the records of one finished input (one line: a torn write loses the input, never half of it)."""
+        from audioclf.engine.records import journal_line
+
+        self._journal.append([journal_line(list(records))])
+
+    def close(self) -> None:
+        """Write the file: the kept records, then the journaled ones; then drop the journal."""
+        from audioclf.engine.records import read_journal
+
+        self._journal.close()
+        new = read_journal(self._journal.lines()[self._recovered:], self._journal.path)
+        with atomic_output(self.path) as stream:
+            writer = open_writer(self.fmt, stream)
+            for record in self.kept:
+                writer.write(record)
+            for record in new:
+                writer.write(record)
+            writer.close()
+        self._journal.remove()
+
+    def discard(self) -> None:
+        """Forget this run's records (the file stays as it was)."""
+        self._journal.remove()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        from audioclf.errors import OutputError
+
+        try:
+            if self._journal is not None:
+                self._journal.close()
+        except OutputError:
+            if exc_info[0] is None:
+                raise  # else the error on its way out says what went wrong first
+        finally:
+            self._lock.__exit__(*exc_info)

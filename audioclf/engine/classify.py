@@ -37,6 +37,9 @@ from audioclf.errors import OptionError
 
 __all__ = ["Classifier", "ClassifyOptions", "FileDone", "classify"]
 
+#: most torch or decoding threads (``threads``, ``workers``): far more than any machine has cores, far fewer than
+#: exhaust the process's resources
+MAX_THREADS = 256
 #: padded audio per batch, in seconds, when ``max_batch_seconds`` is not given (CPU / accelerators)
 DEFAULT_BATCH_SECONDS_CPU = 32.0
 DEFAULT_BATCH_SECONDS_ACCELERATOR = 320.0
@@ -91,10 +94,12 @@ class ClassifyOptions:
         """Raise :class:`OptionError` (naming the argument) for values that cannot work with any model."""
         _require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
                  f"must be 1 or more, got {self.batch_size}")
-        _require(_positive(self.chunk), "chunk", f"must be a positive number of seconds, got {self.chunk}")
-        _require(self.window is None or _positive(self.window), "window",
-                 f"must be a positive number of seconds, got {self.window}")
-        _require(self.hop is None or _positive(self.hop), "hop", f"must be a positive number of seconds, got {self.hop}")
+        _require(_seconds(self.chunk), "chunk", f"must be a positive number of seconds, at most {_longest()}, got "
+                                                f"{self.chunk}")
+        _require(self.window is None or _seconds(self.window), "window",
+                 f"must be a positive number of seconds, at most {_longest()}, got {self.window}")
+        _require(self.hop is None or _seconds(self.hop), "hop",
+                 f"must be a positive number of seconds, at most {_longest()}, got {self.hop}")
         _require(self.hop is None or self.window is not None, "hop", "needs window")
         _require(self.aggregate is None or self.window is not None, "aggregate", "needs window")
         _require(self.aggregate in (None, *AGGREGATES), "aggregate",
@@ -114,10 +119,12 @@ class ClassifyOptions:
         _require(self.quantize in (None, "int8"), "quantize", f"must be int8, got {self.quantize!r}")
         _require(self.quantize is None or str(self.dtype).removeprefix("torch.") == "float32", "quantize",
                  "int8 works on float32 models only")
-        _require(self.threads is None or self.threads >= 1, "threads", f"must be 1 or more, got {self.threads}")
-        _require(self.workers is None or self.workers >= 1, "workers", f"must be 1 or more, got {self.workers}")
-        _require(self.max_batch_seconds is None or _positive(self.max_batch_seconds), "max_batch_seconds",
-                 f"must be a positive number, got {self.max_batch_seconds}")
+        _require(self.threads is None or 1 <= self.threads <= MAX_THREADS, "threads",
+                 f"must be from 1 to {MAX_THREADS}, got {self.threads}")
+        _require(self.workers is None or 1 <= self.workers <= MAX_THREADS, "workers",
+                 f"must be from 1 to {MAX_THREADS}, got {self.workers}")
+        _require(self.max_batch_seconds is None or _seconds(self.max_batch_seconds), "max_batch_seconds",
+                 f"must be a positive number, at most {_longest()}, got {self.max_batch_seconds}")
 
     @classmethod
     def checked(cls, options: dict[str, Any]) -> "ClassifyOptions":
@@ -133,6 +140,17 @@ class ClassifyOptions:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _longest() -> int:
+    """The most seconds a duration option may ask for: the ``audio_seconds`` limit (:mod:`audioclf.limits`)."""
+    from audioclf.limits import LIMITS
+
+    return LIMITS["audio_seconds"]
+
+
+def _seconds(value: Any) -> bool:
+    return _positive(value) and value <= _longest()
 
 
 def _require(condition: bool, option: str, detail: str) -> None:

@@ -229,9 +229,11 @@ class Classifier:
         return [self._finish(result, None) for result in self.stream.prepared(files)]
 
     def _finish(self, result: FileResult, progress: Callable[[FileDone], None] | None) -> list[Record]:
+        records = self.records.records(result)  # may turn the input into an error record (scores not finite)
         if progress is not None:
-            progress(FileDone(result.item, result.duration, result.error))
-        return self.records.records(result)
+            error = result.error or next((record["error"] for record in records if "error" in record), None)
+            progress(FileDone(result.item, result.duration, error))
+        return records
 
 
 def _check_sampling_rate(sampling_rate: Any) -> None:

@@ -1,4 +1,4 @@
-"""One bytes fuzzer, run in its own process by test_fuzz_parsers.py: ``python fuzz_worker.py TARGET EXAMPLES``.
+"""Bytes fuzzers, run in their own process by test_fuzz_parsers.py: ``python fuzz_worker.py TARGET:EXAMPLES ...``.
 
 The process limits its own address space first (``FUZZ_ADDRESS_SPACE`` bytes, default 3 GiB), so an input that
 makes a reader allocate what a file only declares fails with ``MemoryError`` (a finding) instead of swapping.
@@ -193,5 +193,7 @@ def run(name: str, examples: int) -> None:
 if __name__ == "__main__":
     limit = int(os.environ.get("FUZZ_ADDRESS_SPACE", 3 << 30))
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    run(sys.argv[1], int(sys.argv[2]))
-    print(f"{sys.argv[1]}: {sys.argv[2]} examples, no finding")
+    for argument in sys.argv[1:]:  # NAME:EXAMPLES, one process for several targets (torch is imported once)
+        target_name, count = argument.split(":")
+        run(target_name, int(count))
+        print(f"{target_name}: {count} examples, no finding", flush=True)

@@ -25,6 +25,7 @@ when the run ends; ``--resume`` continues from the file and from the journal an 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import IO, Any, Iterable, Protocol
 
@@ -111,11 +112,22 @@ class DelimitedWriter(_Writer):
         if hasattr(stream, "reconfigure"):  # undecodable file names go back out as the bytes they were
             stream.reconfigure(errors="surrogateescape")
         self.stream = stream
-        self.writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
-        self.writer.writerow(DELIMITED_COLUMNS)
+        # Rows are formatted with the "\r\n" terminator, so that the csv module quotes a cell holding either
+        # character (with "\n" alone a bare "\r" in a label would stay unquoted and end the row for a reader),
+        # and written ending in "\n".
+        self._row = io.StringIO()
+        self.writer = csv.writer(self._row, delimiter=delimiter, lineterminator="\r\n")
+        self._write_rows([DELIMITED_COLUMNS])
+
+    def _write_rows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self._row.seek(0)
+            self._row.truncate()
+            self.writer.writerow(row)
+            self.stream.write(self._row.getvalue()[:-2] + "\n")
 
     def write(self, record: dict[str, Any]) -> None:
-        self.writer.writerows(self.rows(record))  # type: ignore[arg-type]
+        self._write_rows(self.rows(record))
         self.stream.flush()
 
     def close(self) -> None:

@@ -436,13 +436,17 @@ def _(repo, tmp):
     return summarize(code, err, s), ("OK" if one_line_error(code, err) and not nan_out else "BAD: NaN in output" if nan_out else "BAD")
 
 
-@probe("deeply nested config.json")
-def _(repo, tmp):
-    model = tiny_model(repo, tmp / "model")
-    (model / "config.json").write_text('{"model_type": "wav2vec2", "x": ' + "[" * 100000 + "]" * 100000 + "}")
-    f = Path(repo) / "tests/data/audio/speechcommands_yes_1000ms_16k_mono.wav"
-    code, out, err, s = run(["classify", "--model", str(model), str(f)], tmp, repo)
-    return summarize(code, err, s), ("OK" if one_line_error(code, err) else "BAD")
+def _nested_json_probe(file_name, prefix):
+    def check(repo, tmp):
+        model = tiny_model(repo, tmp / "model")
+        (model / file_name).write_text(prefix + "[" * 100000 + "]" * 100000 + "}")
+        f = Path(repo) / "tests/data/audio/speechcommands_yes_1000ms_16k_mono.wav"
+        code, out, err, s = run(["classify", "--model", str(model), str(f)], tmp, repo)
+        return summarize(code, err, s), ("OK" if one_line_error(code, err) else "BAD")
+    return check
+
+
+PROBES["deeply nested config.json"] = _nested_json_probe("config.json", '{"model_type": "wav2vec2", "x": ')
 
 
 @probe("200 MB config.json")
@@ -460,13 +464,7 @@ def _(repo, tmp):
     return summarize(code, err, s), ("OK" if one_line_error(code, err) and LAST_PEAK_MB < 500 else "BAD")
 
 
-@probe("deeply nested preprocessor_config.json")
-def _(repo, tmp):
-    model = tiny_model(repo, tmp / "model")
-    (model / "preprocessor_config.json").write_text('{"x": ' + "[" * 100000 + "]" * 100000 + "}")
-    f = Path(repo) / "tests/data/audio/speechcommands_yes_1000ms_16k_mono.wav"
-    code, out, err, s = run(["classify", "--model", str(model), str(f)], tmp, repo)
-    return summarize(code, err, s), ("OK" if one_line_error(code, err) else "BAD")
+PROBES["deeply nested preprocessor_config.json"] = _nested_json_probe("preprocessor_config.json", '{"x": ')
 
 
 @probe("checkpoint with NaN weights")
@@ -561,9 +559,10 @@ def _labels_probe(repo, tmp, labels, args):
     config["id2label"] = {str(i): labels[i % len(labels)] + (str(i) if i >= len(labels) else "") for i in range(len(config["id2label"]))}
     config["label2id"] = {v: int(k) for k, v in config["id2label"].items()}
     (model / "config.json").write_text(json.dumps(config))
+    if args[0] != "classify":  # inspect MODEL ...
+        return run([args[0], str(model), *args[1:]], tmp, repo)
     f = Path(repo) / "tests/data/audio/speechcommands_yes_1000ms_16k_mono.wav"
-    return run([args[0], "--model" if args[0] == "classify" else "", *args[1:]], tmp, repo) if False else \
-        run([*args[:1], *(["--model", str(model)] if args[0] == "classify" else [str(model)]), *args[1:], *([str(f)] if args[0] == "classify" else [])], tmp, repo)
+    return run([args[0], "--model", str(model), *args[1:], str(f)], tmp, repo)
 
 
 @probe("escape sequences in labels (table)")
@@ -591,6 +590,19 @@ def _(repo, tmp):
     cells = [c for row in csv.reader(io.StringIO(out)) for c in row]
     bad = [c for c in cells if c[:1] in ("=", "+", "@") or (c[:1] == "-" and not c[1:2].isdigit() and c != "-")]
     return summarize(code, err, s), ("BAD: formula cells " + ", ".join(bad[:3]) if bad else "OK")
+
+
+@probe("carriage return in a label (csv rows, --resume)")
+def _(repo, tmp):
+    import csv
+    out_file = tmp / "out.csv"
+    args = ["classify", "--format", "csv", "--top-k", "0", "--output", str(out_file), "--resume"]
+    for _attempt in range(2):  # the second run reads the first one's rows back
+        code, out, err, s = _labels_probe(repo, tmp, ["over\rwrite", "plain"], args)
+        shutil.rmtree(tmp / "model")
+    with open(out_file, newline="") as stream:
+        widths = {len(row) for row in csv.reader(stream)}
+    return summarize(code, err, s), ("OK" if code == 0 and widths == {8} else f"BAD: rows of {sorted(widths)} cells")
 
 
 @probe("inspect with a label '[/]'")

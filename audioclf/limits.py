@@ -43,6 +43,8 @@ _MODEL_SIZES: dict[str, Limit] = {
     "squeeze_factor": Limit(64, "SEW time downsampling"),
     "position_buckets": Limit(65536, "SEW-D relative-position buckets"),
     "max_position_embeddings": Limit(65536, "SEW-D relative distance range"),
+    "spectrogram_patches": Limit(65536, "AST patches per input (one position-table row each; AudioSet AST: 1212)"),
+    "num_mel_bins": Limit(512, "mel bins of a spectrogram frame (AST patch sizes and strides too)"),
     "mask_length": Limit(100_000, "SpecAugment span lengths and minimum span counts"),
     "transformer_parameters": Limit(20_000_000_000, "weights of all transformer layers together "
                                                     "(layers x (4 D^2 + 2 D I); XLS-R 2B has 2.1e9)"),

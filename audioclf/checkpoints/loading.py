@@ -1,11 +1,12 @@
 """Putting a checkpoint's tensors into a model: key normalisation, the loading report, and its rules.
 
 Keys are normalised by the rules of :mod:`audioclf.checkpoints.keys` (legacy weight-norm and ``LayerNorm.gamma``
-names, base-model prefix added or stripped). Keys the model has no use for (pre-training heads, CTC ``lm_head``,
-``masked_spec_embed`` when the config does not mask) are reported as unexpected and dropped. Missing head parameters
-keep their random initialisation and are named in a warning, within the rules of ``missing``
-(:data:`MISSING_RULES`): a checkpoint that holds none of the model's encoder weights is never loaded, whatever the
-rule (it is not a checkpoint of this model, and the model would compute with random weights).
+names, the architecture's renames, base-model prefix added or stripped). Keys the model has no use for
+(pre-training heads, CTC ``lm_head``, ``masked_spec_embed`` when the config does not mask, a Whisper decoder) are
+reported as unexpected and dropped. Missing head parameters keep their random initialisation and are named in a
+warning, within the rules of ``missing`` (:data:`MISSING_RULES`): a checkpoint that holds none of the model's
+encoder weights is never loaded, whatever the rule (it is not a checkpoint of this model, and the model would
+compute with random weights).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from audioclf.checkpoints.keys import is_head_key, is_unused_at_inference, normalise_keys
+from audioclf.checkpoints.keys import ARCHITECTURE_RENAMES, is_head_key, is_unused_at_inference, normalise_keys
 from audioclf.errors import CheckpointError
 from audioclf.text import printable
 
@@ -65,7 +66,8 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, pr
     if missing not in MISSING_RULES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got {missing!r}")
     expected = model.state_dict()
-    state = normalise_keys(state, set(expected), prefix)
+    renames = ARCHITECTURE_RENAMES.get(getattr(model, "model_type", ""), ())
+    state = normalise_keys(state, set(expected), prefix, renames)
     report = LoadingReport()
     to_load: dict[str, torch.Tensor] = {}
     for key, value in state.items():

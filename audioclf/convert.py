@@ -102,7 +102,7 @@ def convert_tf_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
     sources = [source] + ([Path(config)] if isinstance(config, (str, os.PathLike)) else [])
     check_replaceable(output, sources, force)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with locked_output(output):
+    with locked_output(output, directory=True):
         return _convert(source, output, config, sources, force)
 
 

@@ -78,9 +78,10 @@ class OutputTarget:
         return self.real.parent
 
 
-def output_target(target: str | os.PathLike) -> OutputTarget:
+def output_target(target: str | os.PathLike, *, directory: bool = False) -> OutputTarget:
     """Apply the output policy of the module docstring to ``target`` (nothing is written). Raises
-    :class:`OutputError` for a directory, a missing parent directory, or a socket."""
+    :class:`OutputError` for a directory (unless ``directory``: the output is a directory, such as a conversion's),
+    a missing parent directory, or a socket."""
     path = Path(target)
     real = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
@@ -89,11 +90,11 @@ def output_target(target: str | os.PathLike) -> OutputTarget:
         status = None
     except OSError as error:  # a symbolic-link loop, a path through a file
         raise OutputError(f"cannot write {path}: {_reason(error)}") from None
-    if status is not None and stat.S_ISDIR(status.st_mode):
+    if status is not None and stat.S_ISDIR(status.st_mode) and not directory:
         raise OutputError(f"cannot write {path}: it is a directory (give a file name)")
     if status is not None and stat.S_ISSOCK(status.st_mode):
         raise OutputError(f"cannot write {path}: it is a socket")
-    if status is not None and not stat.S_ISREG(status.st_mode):
+    if status is not None and not stat.S_ISREG(status.st_mode) and not stat.S_ISDIR(status.st_mode):
         return OutputTarget(path, real, special=True)
     parent = real.parent if str(real.parent) else Path(".")
     if not parent.is_dir():
@@ -121,12 +122,13 @@ def _stale_temporaries(real: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def locked_output(target: str | os.PathLike) -> Iterator[OutputTarget]:
-    """Hold the lock of ``target`` (see the module docstring) for the block; yields its :class:`OutputTarget`.
+def locked_output(target: str | os.PathLike, *, directory: bool = False) -> Iterator[OutputTarget]:
+    """Hold the lock of ``target`` (see the module docstring) for the block; yields its :class:`OutputTarget`
+    (``directory``: the output is a directory, see :func:`output_target`).
 
     Re-entrant within a process. Raises :class:`OutputError` when another process holds it. A special file is not
     locked. Temporary files a killed writer left behind are removed once the lock is held."""
-    resolved = output_target(target)
+    resolved = output_target(target, directory=directory)
     if resolved.special:
         yield resolved
         return

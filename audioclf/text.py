@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["from_spreadsheet_cell", "json_text", "printable", "spreadsheet_cell"]
 
@@ -37,9 +37,10 @@ def printable(text: object) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in value)
 
 
-def json_text(value: Any) -> str:
-    """``value`` as one line of JSON (UTF-8 text as such, unsafe characters escaped; see the module docstring)."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+def json_text(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """``value`` as one line of JSON (UTF-8 text as such, unsafe characters escaped; see the module docstring).
+    ``default`` turns what ``json`` cannot write itself into what it can (as :func:`json.dumps`)."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=default)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 

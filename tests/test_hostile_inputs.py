@@ -210,6 +210,21 @@ def test_a_model_that_gives_nan_gives_an_error_record_not_nan(tmp_path: Path) ->
     assert "not finite numbers" in record["error"]
 
 
+def test_a_model_that_gives_nan_embeddings_gives_an_error_record_not_nan(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    model = model_copy(tmp_path / "model")
+    state = load_file(str(model / "model.safetensors"))
+    poisoned = [key for key in state if key.endswith("layer_norm.bias") and "encoder" in key]
+    assert poisoned
+    state.update({key: np.full_like(state[key], np.nan) for key in poisoned})
+    save_file(state, str(model / "model.safetensors"))
+    result = cli("embed", "--model", str(model), str(CLIP), "--format", "jsonl")
+    assert result.exit_code == 1
+    (record,) = [json.loads(line, parse_constant=lambda name: pytest.fail(name)) for line in result.stdout.splitlines()]
+    assert "not finite numbers" in record["error"]
+
+
 # ---------------------------------------------------------------------------------------------------- paths
 def test_symlink_loops_and_cycles_give_one_error_and_every_other_file_once(tmp_path: Path) -> None:
     tree = tmp_path / "in"

@@ -10,6 +10,7 @@ import shutil
 import struct
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,29 +198,20 @@ def test_a_checkpoint_without_the_model_s_weights_is_refused(tmp_path: Path) -> 
     assert "lacks 18 model weight(s)" in one_error_line(cli("classify", "--model", str(model), str(CLIP)))
 
 
-def test_a_model_that_gives_nan_gives_an_error_record_not_nan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command, poisoned", [
+    ("classify", lambda key: key == "classifier.bias"),  # scores
+    ("embed", lambda key: key.endswith("layer_norm.bias") and "encoder" in key),  # hidden states
+])
+def test_a_model_that_gives_nan_gives_an_error_record_not_nan(command: str, poisoned: Any, tmp_path: Path) -> None:
     from safetensors.numpy import load_file, save_file
 
     model = model_copy(tmp_path / "model")
     state = load_file(str(model / "model.safetensors"))
-    state["classifier.bias"] = np.full_like(state["classifier.bias"], np.nan)
+    keys = [key for key in state if poisoned(key)]
+    assert keys
+    state.update({key: np.full_like(state[key], np.nan) for key in keys})
     save_file(state, str(model / "model.safetensors"))
-    result = cli("classify", "--model", str(model), str(CLIP), "--format", "jsonl")
-    assert result.exit_code == 1
-    (record,) = [json.loads(line, parse_constant=lambda name: pytest.fail(name)) for line in result.stdout.splitlines()]
-    assert "not finite numbers" in record["error"]
-
-
-def test_a_model_that_gives_nan_embeddings_gives_an_error_record_not_nan(tmp_path: Path) -> None:
-    from safetensors.numpy import load_file, save_file
-
-    model = model_copy(tmp_path / "model")
-    state = load_file(str(model / "model.safetensors"))
-    poisoned = [key for key in state if key.endswith("layer_norm.bias") and "encoder" in key]
-    assert poisoned
-    state.update({key: np.full_like(state[key], np.nan) for key in poisoned})
-    save_file(state, str(model / "model.safetensors"))
-    result = cli("embed", "--model", str(model), str(CLIP), "--format", "jsonl")
+    result = cli(command, "--model", str(model), str(CLIP), "--format", "jsonl")
     assert result.exit_code == 1
     (record,) = [json.loads(line, parse_constant=lambda name: pytest.fail(name)) for line in result.stdout.splitlines()]
     assert "not finite numbers" in record["error"]

@@ -7,7 +7,6 @@ for, remote code is never executed, and TensorFlow checkpoints are read without 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from audioclf.checkpoints.files import CONFIG_NAME
 from audioclf.config import SUPPORTED_MODEL_TYPES, ModelConfig
 from audioclf.errors import AudioclfError, CheckpointError, ConfigError
+from audioclf.fileio import read_json_file
 
 #: name patterns used when a config has no ``model_type``, longest first so ``unispeech-sat`` wins over ``unispeech``
 _NAME_PATTERNS: tuple[tuple[str, str], ...] = tuple(sorted(
@@ -91,12 +91,9 @@ def resolve_source(name_or_path: str | os.PathLike, *, subfolder: str = "", use_
 
 
 def _read_config_dict(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"no {path.name} in {path.parent}") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot read {path}: {error}") from None
+    if not path.exists():
+        raise ConfigError(f"no {path.name} in {path.parent}")
+    data = read_json_file(path, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object")
     return data
@@ -214,12 +211,14 @@ class AutoModelForAudioClassification:
                         revision: str | None = None, token: str | bool | None = None, subfolder: str = "",
                         torch_dtype: Any = None, dtype: Any = None, ignore_mismatched_sizes: bool = False,
                         use_safetensors: bool | None = None, from_tf: bool = False,
-                        trust_remote_code: bool | None = None, **kwargs: Any):
+                        trust_remote_code: bool | None = None, missing_weights: str = "warn", **kwargs: Any):
         """Load a classifier from a local directory, a weights file, or a Hub model id.
 
         Keyword arguments follow ``transformers.AutoModelForAudioClassification.from_pretrained``; any other keyword
         that names a config attribute updates the config. Returns the model in eval mode (and, with
         ``output_loading_info=True``, a dict of missing / unexpected / mismatched keys and error messages).
+        ``missing_weights`` says what the checkpoint may lack (:data:`audioclf.checkpoints.loading.MISSING_RULES`:
+        ``"warn"``, ``"head"``, ``"none"``); a checkpoint without any of the encoder's weights is always refused.
         """
         import torch
 
@@ -281,7 +280,7 @@ class AutoModelForAudioClassification:
         target_dtype = _resolve_dtype(dtype if dtype is not None else torch_dtype, config, state_dict)
         report = load_state_dict_into(model, state_dict, prefix=config.base_prefix,
                                       ignore_mismatched_sizes=ignore_mismatched_sizes, source=weights_name,
-                                      dtype=target_dtype, initialise=model.initialise)
+                                      dtype=target_dtype, initialise=model.initialise, missing=missing_weights)
         del state_dict
         model = model.to(target_dtype).eval()
         model.name_or_path = name

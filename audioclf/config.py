@@ -5,7 +5,8 @@ doc and a check per field, shared fields declared once and reused. :class:`Model
 leaves out with the defaults of its ``model_type``, keeps every key it does not know and writes it back unchanged,
 and validates the declared fields, failing with one line. Sizes are capped by :data:`SIZE_LIMITS` so that a hostile
 config cannot ask for an absurd allocation; every published checkpoint fits well inside them, and a caller with a
-larger model raises a cap by assigning to that dict.
+larger model raises a cap with ``AUDIOCLF_LIMIT_<NAME>`` or by assigning to that mapping (:mod:`audioclf.limits`).
+``config.json`` itself is read with the bounded JSON reader (:func:`audioclf.fileio.read_json_file`).
 
 Keys the reference implementation's sequence classifiers do not read either are not declared, so they are kept and
 written back but change nothing: ``final_dropout`` (used by CTC heads only), SEW-D's ``hidden_dropout`` and
@@ -26,34 +27,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from audioclf.errors import ConfigError
-from audioclf.fileio import write_text_atomic
+from audioclf.fileio import read_json_file, write_text_atomic
+from audioclf.limits import MODEL_SIZE_LIMITS, exceeds
 
 CONFIG_NAME = "config.json"
 
-#: Caps on sizes (inclusive). Far above any published checkpoint (the largest wav2vec2, XLS-R 2B: 1920 hidden,
-#: 48 layers, 7680 intermediate); assign to raise one for a model beyond them.
-SIZE_LIMITS: dict[str, int] = {
-    "hidden_size": 8192,
-    "num_hidden_layers": 256,
-    "num_attention_heads": 256,
-    "intermediate_size": 65536,
-    "conv_dim": 8192,  # channels of one conv layer
-    "conv_kernel": 4096,
-    "conv_stride": 1024,
-    "conv_layers": 64,  # length of conv_dim / conv_kernel / conv_stride
-    "num_conv_pos_embeddings": 4096,
-    "classifier_proj_size": 65536,
-    "num_labels": 100_000,
-    "adapter_attn_dim": 65536,
-    "squeeze_factor": 64,
-    "position_buckets": 65536,
-    "max_position_embeddings": 65536,
-    "spectrogram_patches": 65536,  # AST patches per input (the position table has one row each); AudioSet AST: 1212
-    "num_mel_bins": 512,
-    "mask_length": 100_000,  # mask_time_length, mask_feature_length and the min_masks counts
-    # weights of the transformer layers, num_hidden_layers * (4 D^2 + 2 D I): XLS-R 2B has 2.1e9
-    "transformer_parameters": 20_000_000_000,
-}
+#: Caps on sizes (inclusive): the model-size part of the one limit table, :data:`audioclf.limits.LIMITS`. Far above
+#: any published checkpoint; raise one with ``AUDIOCLF_LIMIT_<NAME>`` or by assigning to this mapping.
+SIZE_LIMITS = MODEL_SIZE_LIMITS
 
 #: Activation names accepted for ``hidden_act`` / ``feat_extract_activation`` (see :func:`audioclf.models.blocks.activation`).
 ACTIVATIONS = frozenset(
@@ -82,9 +63,9 @@ def integer(minimum: int, limit: str | None = None) -> Check:
     def check(name: str, value: Any) -> None:
         if not _is_int(value) or value < minimum:
             raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if limit is not None and value > SIZE_LIMITS[limit]:
-            raise ConfigError(f"{name} = {value} exceeds the limit {SIZE_LIMITS[limit]} "
-                              f"(audioclf.config.SIZE_LIMITS[{limit!r}])")
+        too_large = None if limit is None else exceeds(limit, value)
+        if too_large:
+            raise ConfigError(f"{name} = {value} {too_large}")
     return check
 
 
@@ -134,12 +115,12 @@ def integer_list(limit: str) -> Check:
     def check(name: str, value: Any) -> None:
         if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v > 0 for v in value):
             raise ConfigError(f"{name} must be a non-empty list of positive integers, got {value!r}")
-        if len(value) > SIZE_LIMITS["conv_layers"]:
-            raise ConfigError(f"{name} has {len(value)} entries, more than the limit {SIZE_LIMITS['conv_layers']} "
-                              "(audioclf.config.SIZE_LIMITS['conv_layers'])")
-        if max(value) > SIZE_LIMITS[limit]:
-            raise ConfigError(f"{name} holds {max(value)}, more than the limit {SIZE_LIMITS[limit]} "
-                              f"(audioclf.config.SIZE_LIMITS[{limit!r}])")
+        too_long = exceeds("conv_layers", len(value))
+        if too_long:
+            raise ConfigError(f"{name} has {len(value)} entries, which {too_long}")
+        too_large = exceeds(limit, max(value))
+        if too_large:
+            raise ConfigError(f"{name} holds {max(value)}, which {too_large}")
     return check
 
 
@@ -437,9 +418,9 @@ def _check_ast(config: "ModelConfig") -> None:
         raise ConfigError(f"patch_size ({config.patch_size}) must not exceed num_mel_bins ({config.num_mel_bins}) "
                           f"or max_length ({config.max_length})")
     patches = math.prod(patch_grid(config))
-    if patches > SIZE_LIMITS["spectrogram_patches"]:
-        raise ConfigError(f"{patches} patches per input exceed the limit {SIZE_LIMITS['spectrogram_patches']} "
-                          "(audioclf.config.SIZE_LIMITS['spectrogram_patches'])")
+    too_many = exceeds("spectrogram_patches", patches)
+    if too_many:
+        raise ConfigError(f"{patches} patches per input: the count {too_many}")
 
 
 WHISPER: dict[str, Field] = {
@@ -485,9 +466,9 @@ def _label_dicts(raw: Mapping[str, Any]) -> tuple[dict[int, str], dict[str, int]
         num_labels = raw.get("num_labels", 2)
         integer(1, "num_labels")("num_labels", num_labels)
         id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
-    if len(id2label) > SIZE_LIMITS["num_labels"]:
-        raise ConfigError(f"{len(id2label)} labels exceed the limit {SIZE_LIMITS['num_labels']} "
-                          "(audioclf.config.SIZE_LIMITS['num_labels'])")
+    too_many = exceeds("num_labels", len(id2label))
+    if too_many:
+        raise ConfigError(f"{len(id2label)} labels: the count {too_many}")
     if sorted(id2label) != list(range(len(id2label))):
         raise ConfigError(f"id2label keys must be 0..{len(id2label) - 1}, got {sorted(id2label)[:8]}")
     label2id = raw.get("label2id")
@@ -613,10 +594,9 @@ class ModelConfig:
         if architecture.check is not None:
             architecture.check(self)
         weights = self.num_hidden_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.feed_forward_size)
-        if weights > SIZE_LIMITS["transformer_parameters"]:
-            raise ConfigError(f"the transformer layers would hold {weights:.3g} weights, more than the limit "
-                              f"{SIZE_LIMITS['transformer_parameters']:.3g} "
-                              "(audioclf.config.SIZE_LIMITS['transformer_parameters'])")
+        too_many = exceeds("transformer_parameters", weights)
+        if too_many:
+            raise ConfigError(f"the transformer layers would hold {weights:.3g} weights, which {too_many}")
         if "conv_depthwise_kernel_size" in declared and self.conv_depthwise_kernel_size % 2 == 0:
             raise ConfigError(f"conv_depthwise_kernel_size must be odd, got {self.conv_depthwise_kernel_size}")
         if "num_buckets" in declared and self.max_bucket_distance <= self.num_buckets // 4:
@@ -646,16 +626,9 @@ class ModelConfig:
     @classmethod
     def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> "ModelConfig":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except OSError as error:
-            raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        data = read_json_file(path, ConfigError)
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object")
         try:

@@ -3,6 +3,11 @@
 The output directory holds ``model.safetensors``, ``config.json`` and, when the source has one,
 ``preprocessor_config.json``. It is built in a temporary directory beside the target and renamed into place, so an
 error at any step leaves nothing behind and an existing output is only replaced with ``force``.
+
+``force`` replaces only an earlier conversion result: an output directory that is the source, holds the source (an
+ancestor of it), or holds anything besides the files a conversion writes is refused (:func:`check_replaceable`), and
+the old result is removed file by file, never as a tree. The output's lock (:func:`audioclf.fileio.locked_output`)
+is held meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +20,25 @@ from pathlib import Path
 
 from audioclf.checkpoints.files import CONFIG_NAME, PREPROCESSOR_CONFIG_NAME, SAFETENSORS_NAME
 from audioclf.config import ModelConfig
-from audioclf.errors import AudioclfError, CheckpointError
+from audioclf.errors import AudioclfError, CheckpointError, OutputError
+
+#: the files a conversion writes: the only ones ``force`` removes
+CONVERSION_FILES = frozenset({SAFETENSORS_NAME, CONFIG_NAME, PREPROCESSOR_CONFIG_NAME})
+
+
+def _replace_directory(staging: Path, output: Path) -> None:
+    """Put ``staging`` at ``output``; an existing ``output`` (checked by :func:`check_replaceable`) is moved aside
+    first and then emptied of the conversion files only."""
+    if not output.exists():
+        os.replace(staging, output)
+        return
+    old = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.old.", suffix=".tmp"))
+    os.replace(output, old / output.name)
+    os.replace(staging, output)
+    for name in CONVERSION_FILES:
+        (old / output.name / name).unlink(missing_ok=True)
+    (old / output.name).rmdir()
+    old.rmdir()
 
 
 @dataclass
@@ -36,6 +59,30 @@ def _source_directory(source: Path) -> Path:
     return source if source.is_dir() else source.parent
 
 
+def check_replaceable(output: Path, sources: list[Path], force: bool) -> None:
+    """Raise :class:`OutputError` unless ``output`` may receive a conversion: it does not exist, or ``force`` is
+    given and it is a directory holding only :data:`CONVERSION_FILES` that neither is nor contains any of
+    ``sources`` (the checkpoint, its config)."""
+    if not output.exists() and not output.is_symlink():
+        return
+    if not force:
+        raise AudioclfError(f"{output} already exists; pass --force to replace it")
+    if output.is_symlink() or not output.is_dir():
+        raise OutputError(f"{output} exists and is not a directory; not replacing it")
+    real = Path(os.path.realpath(output))
+    for source in sources:
+        inside = Path(os.path.realpath(source))
+        if inside == real or real in inside.parents:
+            raise OutputError(f"--output {output} holds the source {source}; not replacing it (choose another "
+                              "directory)")
+    others = sorted(entry.name for entry in os.scandir(output)
+                    if entry.name not in CONVERSION_FILES or not entry.is_file(follow_symlinks=False))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise OutputError(f"--output {output} holds files that are not a conversion result ({shown}); --force "
+                          "replaces only an earlier conversion")
+
+
 def convert_tf_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
                           config: str | os.PathLike | ModelConfig | None = None,
                           force: bool = False) -> ConversionSummary:
@@ -43,22 +90,30 @@ def convert_tf_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
     file, a ``*.ckpt.index`` file or a checkpoint prefix) into a safetensors checkpoint in ``output``.
 
     The config comes from ``config`` or the source's ``config.json``. A missing encoder parameter is an error; a
-    missing classification head is reported in ``absent`` (it is initialised when the result is loaded).
+    missing classification head is reported in ``absent`` (it is initialised when the result is loaded). An
+    existing ``output`` is replaced only with ``force`` and only when it holds an earlier conversion
+    (:func:`check_replaceable`).
     """
+    from audioclf.fileio import locked_output
+
+    source, output = Path(source).expanduser(), Path(output).expanduser()
+    if not source.exists() and not Path(str(source) + ".index").exists():
+        raise CheckpointError(f"TF checkpoint not found: {source}")
+    sources = [source] + ([Path(config)] if isinstance(config, (str, os.PathLike)) else [])
+    check_replaceable(output, sources, force)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with locked_output(output, directory=True):
+        return _convert(source, output, config, sources, force)
+
+
+def _convert(source: Path, output: Path, config: str | os.PathLike | ModelConfig | None, sources: list[Path],
+             force: bool) -> ConversionSummary:
     import torch
 
     from audioclf.auto import AutoConfig
     from audioclf.checkpoints.files import save_safetensors
     from audioclf.checkpoints.tf import check_expected_keys, load_tf_state_dict, tf_config_overrides
     from audioclf.models import model_class
-
-    source, output = Path(source).expanduser(), Path(output).expanduser()
-    if output.exists() and not force:
-        raise AudioclfError(f"{output} already exists; pass --force to replace it")
-    if output.exists() and not output.is_dir():
-        raise AudioclfError(f"{output} exists and is not a directory")
-    if not source.exists() and not Path(str(source) + ".index").exists():
-        raise CheckpointError(f"TF checkpoint not found: {source}")
 
     if isinstance(config, ModelConfig):
         model_config = config.copy()
@@ -81,7 +136,7 @@ def convert_tf_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
     except CheckpointError as error:
         raise CheckpointError(f"{source}: {error} (does the config fit the checkpoint?)") from None
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+    check_replaceable(output, sources, force)  # again: it may have changed while the checkpoint was read
     staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"))
     try:
         state = {key: value.to(torch.float32).contiguous() if value.is_floating_point() else value.contiguous()
@@ -91,11 +146,9 @@ def convert_tf_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
         preprocessor = _source_directory(source) / PREPROCESSOR_CONFIG_NAME
         if preprocessor.is_file():
             shutil.copyfile(preprocessor, staging / PREPROCESSOR_CONFIG_NAME)
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(staging, output)
+        _replace_directory(staging, output)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # our own temporary directory
         raise
     return ConversionSummary(
         output=output, source_format=checkpoint.source_format, tensors=len(state),

@@ -57,6 +57,11 @@ class DataError(AudioclfError):
     manifest)."""
 
 
+class OutputError(AudioclfError, OSError):
+    """An output that cannot be written: a directory where a file is wanted, a missing or read-only directory, a
+    full disk, or another process writing the same file."""
+
+
 class HubError(AudioclfError, OSError):
     """A model that cannot be fetched from, or found in the cache of, the Hugging Face Hub."""
 

@@ -194,7 +194,8 @@ def test_interrupted_run_leaves_the_old_output_untouched(models: dict, tmp_path:
     target.write_text("old results\n")
     returncode, stderr = interrupt_classify(
         ["--model", str(models["group"][0]), "-o", str(target)], [GOOD],
-        ready=lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), env=ENV, settle=0.5, signum=signum)
+        ready=lambda: any(p.name.endswith(".journal") for p in tmp_path.iterdir()), env=ENV, settle=0.5,
+        signum=signum)
     assert returncode == status, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted"
     assert target.read_text() == "old results\n"
@@ -214,7 +215,7 @@ def test_sigint_that_the_parent_ignores_stays_ignored(models: dict, tmp_path: Pa
         process.stdin.write(f"{GOOD}\n".encode())
         process.stdin.flush()
         deadline = time.monotonic() + 60
-        while not any(GOOD in p.read_text() for p in tmp_path.glob(".*.tmp")):
+        while not any(GOOD in p.read_text() for p in tmp_path.glob(".*.journal")):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         os.killpg(process.pid, signal.SIGINT)  # the wrapper and the run, as a terminal's Ctrl-C would
@@ -233,7 +234,7 @@ def test_usage_errors_exit_2_with_one_line(models: dict, tmp_path: Path) -> None
     (tmp_path / "config.json").write_text("{not json")
     cases = {
         "unknown label": (["--model", model, GOOD, "--labels", "yes,maybe"], "unknown label(s) 'maybe'"),
-        "model cannot load": (["--model", str(tmp_path), GOOD], "cannot read"),
+        "model cannot load": (["--model", str(tmp_path), GOOD], "config.json: invalid JSON"),
         "bad format": (["--model", model, GOOD, "--format", "xml"], "'xml' is not one of 'auto', 'table'"),
         "hop without window": (["--model", model, GOOD, "--hop", "1"], "--hop needs --window"),
         "no inputs": (["--model", model], "no inputs"),

@@ -92,19 +92,22 @@ def test_layer_weights_survive_h5(tmp_path):
     assert not torch.allclose(model.layer_weights, torch.ones_like(model.layer_weights) / 3)
 
 
-def test_refuses_to_overwrite_and_force_replaces(tmp_path):
+def test_refuses_to_overwrite_and_force_replaces_an_earlier_conversion(tmp_path):
+    from audioclf.convert import convert_tf_checkpoint
+
     output = tmp_path / "out"
-    output.mkdir()
-    (output / "keep.txt").write_text("x")
     source = TF / "w2v2_cls_group" / "h5"
+    convert_tf_checkpoint(source, output)
+    (output / "model.safetensors").write_bytes(b"stale")
     with pytest.raises(AudioclfError, match="already exists"):
-        from audioclf.convert import convert_tf_checkpoint
         convert_tf_checkpoint(source, output)
-    assert (output / "keep.txt").exists()
+    assert (output / "model.safetensors").read_bytes() == b"stale"
     result = subprocess.run([sys.executable, "-m", "audioclf", "convert", "--from-tf", str(source), "-o",
                              str(output), "--force"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert not (output / "keep.txt").exists() and (output / "model.safetensors").exists()
+    assert sorted(p.name for p in output.iterdir()) == ["config.json", "model.safetensors"]
+    assert (output / "model.safetensors").read_bytes() != b"stale"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def _no_output(tmp_path):

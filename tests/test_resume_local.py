@@ -109,7 +109,8 @@ def test_interrupted_resumable_run_keeps_finished_inputs(model_dir: str, tmp_pat
     target = tmp_path / "results.jsonl"
     returncode, stderr = interrupt_classify(
         ["--model", model_dir, "-o", str(target), "--resume", "--channels", "each"], CLIPS[:1],
-        ready=lambda: any(CLIPS[0] in p.read_text() for p in tmp_path.glob(".*.tmp")), env=ENV, signum=signum)
+        ready=lambda: any(CLIPS[0] in p.read_text() for p in tmp_path.glob(".*") if p.is_file()), env=ENV,
+        signum=signum)
     assert returncode == status, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted"
     kept = [json.loads(line) for line in target.read_text().splitlines()]

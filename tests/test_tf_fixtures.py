@@ -310,7 +310,7 @@ def test_broken_sharded_index(tmp_path):
     with pytest.raises(TFCheckpointError, match=f"{shard.name} does not exist"):
         load_tf_state_dict(dst)
     (dst / "tf_model.h5.index.json").write_text("{not json")
-    with pytest.raises(TFCheckpointError, match="not valid JSON"):
+    with pytest.raises(TFCheckpointError, match="invalid JSON"):
         load_tf_state_dict(dst)
     (dst / "tf_model.h5.index.json").write_text('{"weight_map": {"a": "../x.h5"}}')
     with pytest.raises(TFCheckpointError, match="not a plain file name"):

@@ -15,9 +15,19 @@ gets a second, guessing decoder. Any other file is tried with libsndfile first (
 content), then with ffmpeg.
 
 Every block is checked for NaN/Inf as it is read, so a bad sample is reported without holding the file.
-A WAV whose data chunk ends early is read up to where the data ends (libsndfile adjusts the frame count);
-a FLAC stream that breaks off is an error when the reader gets there. libsndfile's MP3 decoder (mpg123)
-prints its own warnings about damaged MP3 frames on stderr and carries on.
+
+**Bounded cost.** What a header declares is checked against :mod:`audioclf.limits` before anything is decoded:
+the sample rate (``min_sample_rate`` .. ``sample_rate``: a 1 Hz header would make resampling expand every sample
+thousands of times), the channel count (``channels``) and the length (``audio_seconds``; for sources whose length
+is unknown until decoded, checked while decoding).
+
+**Truncation.** A cut-off transfer must not pass for a shorter recording: a WAV whose ``data`` chunk promises more
+bytes than the file holds, an Ogg file (Vorbis, Opus, FLAC in Ogg) whose last page is cut off or is not an
+end-of-stream page, and an MP3 whose last frame is cut mid-way (or that holds fewer frames than its Xing/Info
+header counts) are errors before decoding starts; a FLAC stream that breaks off is an error when the reader gets
+there. libsndfile's MP3 decoder (mpg123) prints its own warnings about damaged MP3 frames on stderr and carries on.
+
+File names need not be UTF-8: paths are handed to libsndfile as the bytes they are (``os.fsencode``).
 All failures a user can cause raise :class:`~audioclf.errors.AudioError` with a one-line message that starts
 with the file path.
 """
@@ -36,6 +46,7 @@ import numpy as np
 import soundfile as sf
 
 from audioclf.errors import AudioError
+from audioclf.limits import LIMITS, exceeds
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -91,9 +102,10 @@ def _first_line(text: str) -> str:
 def _soundfile_reason(error: Exception, path: Path) -> str:
     """libsndfile's reason without the "Error opening '<path>':" prefix that repeats the path."""
     message = _first_line(str(error))
-    prefix = f"Error opening {str(path)!r}:"
-    if message.startswith(prefix):
-        message = message[len(prefix):].strip()
+    for shown in (str(path), os.fsencode(path)):
+        prefix = f"Error opening {shown!r}:"
+        if message.startswith(prefix):
+            message = message[len(prefix):].strip()
     if "does not exist" in message:
         # libsndfile says this for some unrecognisable contents; the path was checked to be a regular file.
         message = "Format not recognised."
@@ -131,6 +143,154 @@ def _check_wav_data_size(path: Path) -> None:
             offset += 8 + length + (length & 1)
 
 
+def _check_ogg_end(path: Path) -> None:
+    """Raise :class:`AudioError` unless the Ogg file ``path`` ends with a whole page (its CRC right) that is an
+    end-of-stream page: a cut-off Ogg file ends inside a page or on a page that is not the stream's last."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - _OGG_TAIL))
+        tail = handle.read()
+    position = len(tail)
+    checked = 0
+    while checked < 8:  # a page ends at the end of the file once; hostile data gets a few tries, not thousands
+        position = tail.rfind(b"OggS", 0, position)
+        if position < 0:
+            break
+        if _ogg_page_end(tail, position) != len(tail):
+            continue
+        checked += 1
+        page = tail[position:]
+        if _ogg_crc(page[:22] + b"\0\0\0\0" + page[26:]) != int.from_bytes(page[22:26], "little"):
+            continue
+        if not page[5] & 0x04:
+            raise AudioError(f"{path}: truncated, the file ends before the Ogg end-of-stream page")
+        return
+    raise AudioError(f"{path}: truncated, the last Ogg page is cut off (no complete page at the end)")
+
+
+def _ogg_page_end(data: bytes, position: int) -> int | None:
+    """Where the Ogg page whose header starts at ``position`` of ``data`` ends (None: its header is not whole)."""
+    if position + 27 > len(data) or data[position + 4] != 0:
+        return None
+    end_of_table = position + 27 + data[position + 26]
+    if end_of_table > len(data):
+        return None
+    return end_of_table + sum(data[position + 27:end_of_table])
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        value = byte << 24
+        for _ in range(8):
+            value = ((value << 1) ^ 0x04C11DB7) if value & 0x80000000 else value << 1
+        table.append(value & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC_TABLE = _ogg_crc_table()
+_OGG_TAIL = 27 + 255 + 255 * 255  # the largest Ogg page
+
+
+def _ogg_crc(data: bytes) -> int:
+    """The Ogg page checksum (CRC-32, polynomial 0x04C11DB7, not reflected, initial value 0)."""
+    crc = 0
+    table = _OGG_CRC_TABLE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
+    return crc
+
+
+# MPEG audio frame headers: bit rates (kbit/s) by [version is MPEG-1][layer] and index, sample rates by version
+_MPEG_BITRATES = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mpeg_frame(header: bytes) -> tuple[int, bool, int] | None:
+    """``(frame length in bytes, is MPEG-1, channel mode)`` of a 4-byte MPEG audio frame header, None when the
+    bytes are not one (or a free-format frame, whose length the header does not tell)."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (header[1] >> 3) & 3, (header[1] >> 1) & 3
+    bitrate_index, rate_index = header[2] >> 4, (header[2] >> 2) & 3
+    if version == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    bitrate = _MPEG_BITRATES[(mpeg1, layer)][bitrate_index] * 1000
+    rate = _MPEG_RATES[version][rate_index]
+    padding = (header[2] >> 1) & 1
+    if layer == 1:
+        length = (12 * bitrate // rate + padding) * 4
+    else:
+        length = (144 if mpeg1 or layer == 2 else 72) * bitrate // rate + padding
+    return length, mpeg1, header[3] >> 6
+
+
+def _check_mp3_frames(path: Path) -> None:
+    """Raise :class:`AudioError` when the MP3 file ``path`` is cut off: its last frame runs past the end of the
+    file, or it holds fewer frames than its Xing/Info header counts. Frames are walked from the first one (after an
+    ID3v2 tag) by their headers; trailing tags (ID3v1, APE, Lyrics3) end the walk; anything else the walk cannot
+    read (free-format frames, junk between frames) leaves the file to the decoder."""
+    import mmap
+
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        position = 0
+        if data[:3] == b"ID3" and size >= 10:
+            tag_size = sum((byte & 0x7F) << (7 * (3 - k)) for k, byte in enumerate(data[6:10]))  # syncsafe
+            position = 10 + tag_size + (10 if data[5] & 0x10 else 0)
+        frames = 0
+        counted = None
+        while position < size:
+            frame = _mpeg_frame(data[position:position + 4])
+            if frame is None:
+                return  # trailing tags, junk or free format: nothing more to tell here
+            length, mpeg1, mode = frame
+            if position + length > size:
+                raise AudioError(f"{path}: truncated, the last MP3 frame is cut off ({size - position} of its "
+                                 f"{length} bytes)")
+            if frames == 0:
+                counted = _xing_frame_count(data[position:position + length], mpeg1, mode)
+            frames += 1
+            position += length
+        if counted is not None and frames - 1 < counted:
+            raise AudioError(f"{path}: truncated, its header counts {counted} MP3 frames but the file holds "
+                             f"{frames - 1}")
+
+
+def _xing_frame_count(frame: bytes, mpeg1: bool, mode: int) -> int | None:
+    """The frame count of a Xing/Info header in the first MP3 frame (None when there is none)."""
+    side_info = (32 if mode != 3 else 17) if mpeg1 else (17 if mode != 3 else 9)
+    start = 4 + side_info
+    if frame[start:start + 4] not in (b"Xing", b"Info") or len(frame) < start + 12:
+        return None
+    flags = int.from_bytes(frame[start + 4:start + 8], "big")
+    return int.from_bytes(frame[start + 8:start + 12], "big") if flags & 1 else None
+
+
+def _check_declared(path: Path, sample_rate: int, channels: int, seconds: float | None) -> None:
+    """Raise :class:`AudioError` when a header declares a sample rate, a channel count or a length beyond
+    :data:`audioclf.limits.LIMITS`."""
+    problem = exceeds("min_sample_rate", sample_rate) or exceeds("sample_rate", sample_rate)
+    if problem:
+        raise AudioError(f"{path}: the sample rate {sample_rate} Hz {problem}")
+    problem = exceeds("channels", channels)
+    if problem:
+        raise AudioError(f"{path}: {channels} channels: the count {problem}")
+    problem = None if seconds is None else exceeds("audio_seconds", seconds)
+    if problem:
+        raise AudioError(f"{path}: {seconds:.0f} s of audio: the length {problem}")
+
+
 class AudioSource:
     """An opened (probed) audio file that can be read in blocks any number of times.
 
@@ -160,7 +320,7 @@ class AudioSource:
         self._check_path()
         extension = self.path.suffix.lower()
         try:
-            info = sf.info(str(self.path))
+            info = sf.info(os.fsencode(self.path))
         except Exception as error:  # libsndfile raises LibsndfileError/RuntimeError/TypeError for bad input
             reason = _soundfile_reason(error, self.path)
             if extension in SOUNDFILE_EXTENSIONS:
@@ -177,8 +337,10 @@ class AudioSource:
                 raise AudioError(f"{self.path}: invalid header ({self.sample_rate} Hz, {self.channels} channels)")
             if self.frames <= 0:
                 raise AudioError(f"{self.path}: no audio frames (the file holds a header but no samples)")
-            if info.format == "WAV":
-                _check_wav_data_size(self.path)
+            _check_declared(self.path, self.sample_rate, self.channels, self.frames / self.sample_rate)
+            completeness = _COMPLETENESS_CHECKS.get(info.format)
+            if completeness is not None:
+                completeness(self.path)
 
     def __repr__(self) -> str:
         return (
@@ -197,8 +359,12 @@ class AudioSource:
     # ----------------------------------------------------------------------------------------------- opening
     def _check_path(self) -> None:
         path = self.path
-        if not path.exists():
-            raise AudioError(f"{path}: no such file")
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            raise AudioError(f"{path}: no such file") from None
+        except OSError as error:  # a symbolic-link loop, a path through a file, no permission
+            raise AudioError(f"{path}: cannot open ({error.strerror or error})") from None
         if path.is_dir():
             raise AudioError(f"{path}: is a directory, not an audio file")
         if not path.is_file():
@@ -235,6 +401,7 @@ class AudioSource:
             self.sample_rate = self.channels = 0
         if self.sample_rate <= 0 or self.channels <= 0:
             raise AudioError(f"{self.path}: ffprobe found no usable sample rate/channel count in the audio stream")
+        _check_declared(self.path, self.sample_rate, self.channels, None)
         self.backend = "ffmpeg"
         self.frames = None
         self.format = f"ffmpeg {stream.get('codec_name', 'unknown')}"
@@ -279,7 +446,7 @@ class AudioSource:
         pending: list[np.ndarray] = []
         pending_frames = 0
         try:
-            with sf.SoundFile(str(self.path)) as handle:
+            with sf.SoundFile(os.fsencode(self.path)) as handle:
                 while True:
                     block = handle.read(read_frames, dtype="float32", always_2d=True)
                     if block.shape[0] == 0:
@@ -385,6 +552,7 @@ def _checked_blocks(blocks: Iterator[np.ndarray], path: Any, sample_rate: int) -
     """Pass ``float32 [frames, channels]`` blocks through, raising :class:`AudioError` at the first NaN/Inf sample
     and when there are no frames at all. Closing this generator closes ``blocks`` (an ffmpeg process stops)."""
     position = 0
+    longest = LIMITS["audio_seconds"] * sample_rate
     try:
         for block in blocks:
             if not np.isfinite(block).all():
@@ -392,11 +560,18 @@ def _checked_blocks(blocks: Iterator[np.ndarray], path: Any, sample_rate: int) -
                 seconds = (position + bad) / sample_rate
                 raise AudioError(f"{path}: contains NaN or infinite samples (first at {seconds:.3f} s)")
             position += block.shape[0]
+            if position > longest:
+                raise AudioError(f"{path}: more than {longest / sample_rate:.0f} s of audio: the length "
+                                 f"{exceeds('audio_seconds', position / sample_rate)}")
             yield block
     finally:
         blocks.close()  # type: ignore[attr-defined]
     if position == 0:
         raise AudioError(f"{path}: no audio frames could be decoded")
+
+
+#: libsndfile major format -> the check that the file is whole
+_COMPLETENESS_CHECKS = {"WAV": _check_wav_data_size, "OGG": _check_ogg_end, "MP3": _check_mp3_frames}
 
 
 class BlockSource(Protocol):

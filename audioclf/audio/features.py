@@ -39,7 +39,8 @@ import numpy as np
 
 from audioclf.checkpoints.files import CONFIG_NAME, PREPROCESSOR_CONFIG_NAME, PROCESSOR_CONFIG_NAME
 from audioclf.errors import AudioError, ConfigError
-from audioclf.fileio import write_text_atomic
+from audioclf.fileio import read_json_file, write_text_atomic
+from audioclf.limits import exceeds
 
 __all__ = [
     "FEATURIZERS",
@@ -166,20 +167,9 @@ class FeatureExtractorConfig:
 
 
 def _read_json(path: Path) -> Any:
-    """The parsed content of a JSON file; :class:`ConfigError` (one line, naming the file) when it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read ({error})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno} column {error.colno}"
-        raise ConfigError(f"{path}: invalid JSON at {where} ({error.msg})") from None
-    except RecursionError:  # a hostile file of deeply nested brackets
-        raise ConfigError(f"{path}: invalid JSON (nested too deeply)") from None
+    """The parsed content of a JSON file; :class:`ConfigError` (one line, naming the file) when it cannot be read
+    (the bounded reader :func:`audioclf.fileio.read_json_file`)."""
+    return read_json_file(path, ConfigError)
 
 
 def _as_int(value: Any, name: str) -> int:
@@ -522,7 +512,12 @@ def featurizer_from_dict(values: dict[str, Any]) -> Featurizer:
     factory = FEATURIZERS.get(kind) if isinstance(kind, str) else None
     if factory is None:
         raise ConfigError(f"feature_extractor_type {kind!r} is not supported (supported: {', '.join(FEATURIZERS)})")
-    return factory(values)
+    featurizer = factory(values)
+    rate = featurizer.sampling_rate
+    problem = exceeds("min_sample_rate", rate) or exceeds("model_sample_rate", rate)
+    if problem:
+        raise ConfigError(f"sampling_rate {rate} Hz {problem}")
+    return featurizer
 
 
 # Spectral featurizers (AST, Whisper, wav2vec2-BERT's SeamlessM4T) are built on first use: their module imports

@@ -60,7 +60,7 @@ from audioclf.audio.spectrogram import (
 )
 from audioclf.checkpoints.files import PREPROCESSOR_CONFIG_NAME, PROCESSOR_CONFIG_NAME
 from audioclf.errors import AudioError, ConfigError
-from audioclf.fileio import write_text_atomic
+from audioclf.fileio import read_json_file, write_text_atomic
 
 __all__ = [
     "FEATURE_EXTRACTOR_CLASSES",
@@ -142,18 +142,7 @@ def _boolean(name: str, value: Any) -> bool:
 
 def _read_json_object(path: Path) -> dict[str, Any]:
     """A JSON file holding one object; every failure is a one-line ConfigError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read ({error})") from None
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: invalid JSON at line {error.lineno} column {error.colno} ({error.msg})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: invalid JSON (nested too deeply)") from None
+    values = read_json_file(path, ConfigError)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a preprocessor config must be a JSON object, got {type(values).__name__}")
     return values

@@ -8,12 +8,12 @@ the TensorFlow readers and the CLI take them from this module. ``.bin`` files ar
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable
 
 from audioclf.errors import CheckpointError
+from audioclf.fileio import read_json_file
 
 if TYPE_CHECKING:  # torch is imported where tensors are read, so the file names here stay cheap to import
     import torch
@@ -84,8 +84,8 @@ def explicit_weights_name(config_path: Path) -> str | None:
     """The weights file that ``transformers_weights`` in ``config.json`` names (a safetensors file or its index),
     None when the key is absent or the config cannot be read. A name outside the directory is refused."""
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = read_json_file(config_path, CheckpointError)
+    except CheckpointError:
         return None
     name = config.get(EXPLICIT_WEIGHTS_KEY) if isinstance(config, dict) else None
     if not isinstance(name, str) or not name.endswith((".safetensors", ".safetensors.index.json")):
@@ -171,11 +171,10 @@ def read_weights_file(path: Path) -> dict[str, torch.Tensor]:
 def read_shard_index(path: Path) -> dict[str, str]:
     """The ``weight_map`` (key → shard file name) of a ``*.index.json``; every shard name must stay inside the
     index's directory."""
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-        weight_map = index["weight_map"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{path} is not a valid shard index (expected a JSON object with 'weight_map')") from None
+    index = read_json_file(path, CheckpointError)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if weight_map is None:
+        raise CheckpointError(f"{path} is not a valid shard index (expected a JSON object with 'weight_map')")
     if not isinstance(weight_map, dict):
         raise CheckpointError(f"{path}: 'weight_map' must map tensor names to shard files")
     for shard in weight_map.values():

@@ -37,6 +37,16 @@ HEAD_KEYS: tuple[str, ...] = ("projector.weight", "projector.bias", "classifier.
 HEAD_LAYERS: frozenset[str] = frozenset(key.split(".")[0] for key in HEAD_KEYS)
 
 
+#: parameters a model does not compute with at inference (SpecAugment's vector, BatchNorm's step counter): a
+#: checkpoint may lack them
+UNUSED_AT_INFERENCE: tuple[str, ...] = ("masked_spec_embed", "num_batches_tracked")
+
+
+def is_unused_at_inference(key: str) -> bool:
+    """Whether ``key`` (with or without the base prefix) names a tensor unused at inference."""
+    return key.rsplit(".", 1)[-1] in UNUSED_AT_INFERENCE
+
+
 #: model_type -> regular-expression renames of checkpoint keys, applied in order to every key
 ARCHITECTURE_RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "audio-spectrogram-transformer": (

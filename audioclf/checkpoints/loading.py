@@ -4,7 +4,9 @@ Keys are normalised by the rules of :mod:`audioclf.checkpoints.keys` (legacy wei
 names, the architecture's renames, base-model prefix added or stripped). Keys the model has no use for
 (pre-training heads, CTC ``lm_head``, ``masked_spec_embed`` when the config does not mask, a Whisper decoder) are
 reported as unexpected and dropped. Missing head parameters keep their random initialisation and are named in a
-warning.
+warning, within the rules of ``missing`` (:data:`MISSING_RULES`): a checkpoint that holds none of the model's
+encoder weights is never loaded, whatever the rule (it is not a checkpoint of this model, and the model would
+compute with random weights).
 """
 
 from __future__ import annotations
@@ -15,8 +17,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from audioclf.checkpoints.keys import ARCHITECTURE_RENAMES, is_head_key, normalise_keys
+from audioclf.checkpoints.keys import ARCHITECTURE_RENAMES, is_head_key, is_unused_at_inference, normalise_keys
 from audioclf.errors import CheckpointError
+from audioclf.text import printable
+
+
+#: what may be missing from a checkpoint: ``"warn"`` anything but all of the encoder (each missing parameter is
+#: initialised and named in a warning; the library default, as in ``transformers``); ``"head"`` only the
+#: classification head (training a new head); ``"none"`` nothing (inference). Tensors unused at inference
+#: (:data:`audioclf.checkpoints.keys.UNUSED_AT_INFERENCE`) may always be missing.
+MISSING_RULES = ("warn", "head", "none")
 
 
 @dataclass
@@ -40,7 +50,7 @@ class LoadingReport:
 def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, prefix: str,
                          ignore_mismatched_sizes: bool = False, is_head=is_head_key,
                          source: str = "checkpoint", dtype: torch.dtype = torch.float32,
-                         initialise=None) -> LoadingReport:
+                         initialise=None, missing: str = "warn") -> LoadingReport:
     """Put ``state`` into ``model`` (in place) and report missing / unexpected / mismatched keys.
 
     A model built on the ``meta`` device takes the checkpoint tensors themselves (converted to ``dtype``; no second
@@ -49,8 +59,12 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, pr
 
     A shape mismatch raises a one-line :class:`CheckpointError` naming the key and both shapes, before anything is
     loaded, unless ``ignore_mismatched_sizes`` (then the parameter is initialised and reported).
-    Buffers such as BatchNorm's ``num_batches_tracked`` count as keys too.
+    Buffers such as BatchNorm's ``num_batches_tracked`` count as keys too. ``missing`` (:data:`MISSING_RULES`) says
+    which keys the checkpoint may lack; a violation is a one-line :class:`CheckpointError` raised before anything is
+    allocated.
     """
+    if missing not in MISSING_RULES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got {missing!r}")
     expected = model.state_dict()
     renames = ARCHITECTURE_RENAMES.get(getattr(model, "model_type", ""), ())
     state = normalise_keys(state, set(expected), prefix, renames)
@@ -74,6 +88,7 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, pr
         to_load[key] = value
     report.missing_keys = [key for key in expected if key not in to_load and
                            key not in {m[0] for m in report.mismatched_keys}]
+    _check_missing(report.missing_keys, to_load, expected, is_head, missing, source)
     if any(tensor.is_meta for tensor in expected.values()):
         converted = {key: (value.to(dtype) if value.is_floating_point() else value) for key, value in to_load.items()}
         model.load_state_dict(converted, strict=False, assign=True)
@@ -99,6 +114,22 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, pr
     return report
 
 
+def _check_missing(missing_keys: list[str], loaded: dict, expected: dict, is_head, rule: str, source: str) -> None:
+    """Raise :class:`CheckpointError` when what the checkpoint lacks breaks ``rule`` (see :data:`MISSING_RULES`)."""
+    encoder = [key for key in expected if not is_head(key) and not is_unused_at_inference(key)]
+    if encoder and not any(key in loaded for key in encoder):
+        raise CheckpointError(f"{source} holds none of the model's {len(encoder)} encoder weights: it is not a "
+                              "checkpoint of this model (wrong file, or a config that does not fit it)")
+    needed = [key for key in missing_keys if not is_unused_at_inference(key) and (rule == "none" or not is_head(key))]
+    if rule == "warn" or not needed:
+        return
+    shown = ", ".join(needed[:3]) + (f" and {len(needed) - 3} more" if len(needed) > 3 else "")
+    if all(is_head(key) for key in needed):
+        raise CheckpointError(f"{source} has no classification head ({shown}): a base model cannot classify; "
+                              "train a head on it first")
+    raise CheckpointError(f"{source} lacks {len(needed)} model weight(s): {shown}")
+
+
 def _materialise(model: nn.Module, keys: list[str], dtype: torch.dtype) -> None:
     """Give the (meta) tensors named by ``keys`` real, uninitialised storage."""
     for key in keys:
@@ -114,4 +145,4 @@ def _materialise(model: nn.Module, keys: list[str], dtype: torch.dtype) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {printable(message)}", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Callable, Mapping, TypeVar
 import typer
 
 from audioclf.errors import AudioclfError, HubError, OptionError
+from audioclf.text import printable
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -70,7 +71,7 @@ def report(error: BaseException, flags: Mapping[str, str] | None = None) -> int:
     ``error`` must be an instance of one of the :data:`HANDLED` types."""
     for kind, code, message in ERROR_TABLE:
         if isinstance(error, kind):
-            text = message(error, flags)
+            text = printable(message(error, flags))  # names from files never drive the terminal
             typer.echo(text if code == EXIT_INTERRUPTED else f"error: {text}", err=True)
             return code
     raise TypeError(f"no exit code for {type(error).__name__}") from error

@@ -17,6 +17,7 @@ import typer
 
 from audioclf.cli.output import UniqueStems
 from audioclf.errors import AudioclfError
+from audioclf.text import printable
 
 #: the threshold of ``--events`` when ``--threshold`` is not given
 DEFAULT_THRESHOLD = 0.5
@@ -122,7 +123,7 @@ class WindowReport:
         try:
             spectrogram = file_spectrogram(str(identity["path"]))
         except AudioclfError as error:
-            typer.echo(f"warning: no picture for {identity.get('path')}: {error}", err=True)
+            typer.echo(f"warning: no picture for {printable(identity.get('path'))}: {printable(error)}", err=True)
             return
         title = f"{os.path.basename(str(identity['path']))}    {self.title}".rstrip()
         plot_timeline(target, spectrogram, windows, self._lanes(windows, events),

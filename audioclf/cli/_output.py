@@ -2,7 +2,8 @@
 
 Data never goes through rich markup: every table cell and title is a :class:`rich.text.Text`, so a label such as
 ``[/]`` or ``[bold]`` prints as written, and control characters in data are shown escaped (``\\x1b``) so they
-cannot move the cursor or break a row. Colour follows rich's rules (none when piped or with ``NO_COLOR``).
+cannot move the cursor or break a row (:func:`audioclf.text.printable`); JSON goes through
+:func:`audioclf.text.json_text`. Colour follows rich's rules (none when piped or with ``NO_COLOR``).
 
 Formats: ``table``; ``json`` (one JSON document: an object, or an array of records); ``jsonl`` (one record per
 line); ``auto`` (a table on a terminal, the command's machine format otherwise). ``--json`` stays an alias of the
@@ -11,23 +12,18 @@ command's machine format.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from audioclf.errors import OptionError
+from audioclf.text import json_text, printable
 
 @dataclass(frozen=True)
 class Column:
     header: str
     justify: str = "left"
     bold: bool = False
-
-
-def printable(text: object) -> str:
-    """``str(text)`` with every non-printable character written as its Python escape (``\\n``, ``\\x1b``)."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
 
 def choose_format(name: str | None, json_alias: bool, *, machine: str, allowed: Sequence[str],
@@ -56,7 +52,7 @@ def print_table(columns: Sequence[Column], rows: Iterable[Sequence[object]], *, 
     table = Table(title=Text(printable(title)) if title else None, title_justify="left", show_header=show_header,
                   **({} if show_header else {"box": None, "pad_edge": False}))
     for column in columns:
-        table.add_column(Text(column.header), justify=column.justify, style="bold" if column.bold else None)
+        table.add_column(Text(printable(column.header)), justify=column.justify, style="bold" if column.bold else None)
     for row in rows:
         table.add_row(*(Text(printable(cell)) for cell in row))
     Console(highlight=False).print(table)
@@ -65,5 +61,5 @@ def print_table(columns: Sequence[Column], rows: Iterable[Sequence[object]], *, 
 def print_machine(data: Any, fmt: str) -> None:
     """``data`` as JSON on stdout: ``json`` writes it as one document, ``jsonl`` one line per item of a list."""
     items = data if fmt == "jsonl" else [data]
-    sys.stdout.write("".join(json.dumps(item) + "\n" for item in items))
+    sys.stdout.write("".join(json_text(item) + "\n" for item in items))
     sys.stdout.flush()

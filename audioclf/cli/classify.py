@@ -7,6 +7,7 @@ flags' names. SIGINT and SIGTERM stop a run cleanly (:class:`_StopSignals`).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -25,7 +26,7 @@ from audioclf.cli._run import StopSignals as _StopSignals
 from audioclf.cli._run import return_large_buffers_to_os as _return_large_buffers_to_os
 from audioclf.cli._run import with_flags as _with_flags
 from audioclf.cli.output import (
-    EVENT_FORMATS, FORMATS, PER_INPUT_FORMATS, EventFilesWriter, RecordFormat, atomic_output, open_writer,
+    EVENT_FORMATS, FORMATS, PER_INPUT_FORMATS, EventFilesWriter, RecordFile, RecordFormat, open_writer,
     resolve_format,
 )
 from audioclf.errors import AudioclfError, OptionError
@@ -204,8 +205,6 @@ def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bo
     raises KeyboardInterrupt (:class:`_StopSignals`); with ``--resume`` the finished inputs are saved first.
     ``report``: a :class:`~audioclf.cli._events.WindowReport` (events, pictures) or ``None``."""
     output_path = None if output is None else Path(output)
-    if output_path is not None and not (output_path.parent if str(output_path.parent) else Path(".")).is_dir():
-        raise AudioclfError(f"--output {output}: the directory {output_path.parent} does not exist")
     fmt = resolve_format(output_format, output_path, sys.stdout.isatty())
     per_input = output_path is not None and output_path.is_dir()
     if per_input and fmt not in PER_INPUT_FORMATS:
@@ -213,59 +212,55 @@ def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bo
                             "file per input")
     if report is not None:
         options = report.engine_options(options)
-    from audioclf.engine.records import RESUMABLE_FORMATS, done_paths, read_record_file
+    from audioclf.engine.records import RESUMABLE_FORMATS, done_paths
 
-    kept: list[dict[str, Any]] = []
-    if resume:
-        if fmt not in RESUMABLE_FORMATS:
-            raise AudioclfError(f"--resume cannot read {fmt} output back; use --format {', '.join(RESUMABLE_FORMATS)}")
-        if output_path is not None and output_path.exists():
-            try:
-                kept = read_record_file(output_path, fmt)
-            except AudioclfError as error:
-                raise AudioclfError(f"--resume: {error}") from None
+    if resume and fmt not in RESUMABLE_FORMATS:
+        raise AudioclfError(f"--resume cannot read {fmt} output back; use --format {', '.join(RESUMABLE_FORMATS)}")
+    # --output: locked for the whole run, records journaled per input, written when the run ends (RecordFile)
+    record_output = output_path if output_path is not None and not per_input else None
+    with RecordFile(record_output, fmt, resume) if record_output is not None else contextlib.nullcontext() as record_file:
+        kept: list[dict[str, Any]] = record_file.kept if record_file is not None else []
 
-    from audioclf.data.sources import STDIN, expand_inputs
-    from audioclf.engine.classify import Classifier
+        from audioclf.data.sources import STDIN, expand_inputs
+        from audioclf.engine.classify import Classifier
 
-    _return_large_buffers_to_os()
+        _return_large_buffers_to_os()
 
-    classifier = Classifier(model, workers=workers, **options)
-    items: Any = expand_inputs(arguments, recursive=bool(options["recursive"]), files_from=files_from,
-                               null_separated=null)
-    if kept:
-        done = done_paths(kept)
-        items = (item for item in items if item.path not in done)
-    total = None
-    if STDIN not in arguments and files_from is None:
-        items = list(items)  # cheap, and gives the progress bar a total
-        total = len(items)
-    if report is not None:
-        report.check_inputs(total)
-    finish = report.finish if report is not None and report.active else None
-    writer_options = dict(events=report is not None and report.events, sampling_rate=classifier.featurizer.sampling_rate)
+        classifier = Classifier(model, workers=workers, **options)
+        items: Any = expand_inputs(arguments, recursive=bool(options["recursive"]), files_from=files_from,
+                                   null_separated=null)
+        if kept:
+            done = done_paths(kept)
+            items = (item for item in items if item.path not in done)
+        total = None
+        if STDIN not in arguments and files_from is None:
+            items = list(items)  # cheap, and gives the progress bar a total
+            total = len(items)
+        if report is not None:
+            report.check_inputs(total)
+        finish = report.finish if report is not None and report.active else None
+        writer_options = dict(events=report is not None and report.events,
+                              sampling_rate=classifier.featurizer.sampling_rate)
 
-    show_progress = not quiet and sys.stderr.isatty()
-    started = time.monotonic()
-    kept_failed = len(done_paths(record for record in kept if "error" in record))
-    with _Progress(total, show_progress, output_on_screen=output_path is None and sys.stdout.isatty()) as progress:
-        if per_input:
-            assert output_path is not None
-            _write(classifier, items, EventFilesWriter(output_path, fmt, classifier.featurizer.sampling_rate), progress,
-                   stop, finish)
-        elif output_path is None:  # a closed pipe (`| head -1`) ends the command with 141 (handles_errors)
-            _write(classifier, items, open_writer(fmt, sys.stdout, **writer_options), progress, stop, finish)
-        else:
-            with atomic_output(output_path) as stream:
-                writer = open_writer(fmt, stream, **writer_options)
-                for record in kept:
-                    writer.write(record)
+        show_progress = not quiet and sys.stderr.isatty()
+        started = time.monotonic()
+        kept_failed = len(done_paths(record for record in kept if "error" in record))
+        with _Progress(total, show_progress, output_on_screen=output_path is None and sys.stdout.isatty()) as progress:
+            if per_input:
+                assert output_path is not None
+                _write(classifier, items, EventFilesWriter(output_path, fmt, classifier.featurizer.sampling_rate),
+                       progress, stop, finish)
+            elif record_file is None:  # a closed pipe (`| head -1`) ends the command with 141 (handles_errors)
+                _write(classifier, items, open_writer(fmt, sys.stdout, **writer_options), progress, stop, finish)
+            else:
+                record_file.writer_options.update(writer_options)
                 try:
-                    _write(classifier, items, writer, progress, stop, finish)
+                    _write(classifier, items, record_file, progress, stop, finish)
                 except KeyboardInterrupt:
                     if not resume:
+                        record_file.discard()
                         raise  # the old output stays as it was
-                    writer.close()  # keep the inputs whose records are written; the next --resume goes on from there
+                    record_file.close()  # keep the inputs finished; the next --resume goes on from there
                     stop.note(signal.SIGINT)  # the command exits as interrupted whatever this returns
                     return EXIT_SOME_FAILED
     failed = progress.failed + kept_failed
@@ -313,8 +308,7 @@ def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress", stop
         with stop.deferred(), progress.making_room():
             if isinstance(writer, EventFilesWriter):
                 writer.write_input(identity, records)
-                continue
-            for record in records:
-                writer.write(record)
+            else:
+                writer.write_input(records)
     with progress.making_room():
         writer.close()

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from audioclf.cli._errors import handles_errors
+from audioclf.cli._errors import UsageError, handles_errors
 from audioclf.cli._options import examples
+from audioclf.text import printable
 
 
 EXAMPLES = examples(
@@ -44,7 +45,7 @@ def convert(
 
     summary = convert_tf_checkpoint(source, output, config=config, force=force)
     if not quiet:
-        err = lambda text: typer.echo(text, err=True)  # noqa: E731
+        err = lambda text: typer.echo(printable(text), err=True)  # noqa: E731 (names from the checkpoint)
         err(f"converted {summary.tensors} tensors ({summary.parameters:,} parameters) from {summary.source_format}")
         if summary.ignored:
             shown = ", ".join(summary.ignored[:6]) + (f" and {len(summary.ignored) - 6} more" if len(summary.ignored) > 6 else "")

@@ -23,6 +23,7 @@ from audioclf.cli._options import (
 from audioclf.cli._run import Progress, StopSignals, return_large_buffers_to_os, with_flags
 from audioclf.cli.output import EMBEDDING_FORMATS, JsonLinesWriter, atomic_output, import_pyarrow, write_embedding_arrays
 from audioclf.errors import AudioclfError, OptionError
+from audioclf.text import printable
 
 #: ``--format``: auto is jsonl, or what the --output extension says
 EmbedFormat = Literal["auto", "jsonl", "npy", "npz", "parquet"]
@@ -146,7 +147,7 @@ def _embed(arguments: list[str], files_from: Optional[Path], null: bool, model: 
             for records in batches:
                 for record in records:
                     if "error" in record:
-                        typer.echo(f"error: {record.get('path')}: {record['error']}", err=True)
+                        typer.echo(f"error: {printable(record.get('path'))}: {printable(record['error'])}", err=True)
                     else:
                         kept.append(record)
             assert output is not None

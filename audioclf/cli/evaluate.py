@@ -18,6 +18,7 @@ from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors
 from audioclf.cli._options import CacheDir, Device, Format, Quiet, Revision, Threads, Token, examples
 from audioclf.cli._output import Column, choose_format, print_machine, print_table
 from audioclf.errors import AudioclfError, OptionError
+from audioclf.text import json_text, printable
 
 FORMATS = ("table", "json")
 EvaluateFormat = Literal["auto", "table", "json"]
@@ -98,7 +99,7 @@ def evaluate(
     result = run_evaluation(classifier, labelled.clips, mapping)
     for failed in result.failed:
         if not quiet:
-            typer.echo(f"failed {failed.clip.path}: {failed.error}", err=True)
+            typer.echo(f"failed {printable(failed.clip.path)}: {printable(failed.error)}", err=True)
     report = {**result.report(), "model": model or DEFAULT_MODEL_NAME, "data": str(data)}
     if output is not None:
         from audioclf.fileio import write_text_atomic
@@ -114,8 +115,8 @@ def evaluate(
 
         with atomic_open(errors) as stream:
             for wrong in result.misclassified:
-                stream.write(json.dumps({"path": wrong.clip.path, "label": wrong.label, "predicted": wrong.predicted,
-                                         "score": wrong.score}, ensure_ascii=False) + "\n")
+                stream.write(json_text({"path": wrong.clip.path, "label": wrong.label, "predicted": wrong.predicted,
+                                        "score": wrong.score}) + "\n")
     if fmt == "json":
         print_machine(report, "json")
     else:

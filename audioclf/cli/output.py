@@ -14,6 +14,15 @@ Formats:
 ``auto`` is ``table`` when the output is a terminal, JSON Lines otherwise; with ``--output FILE`` it follows the
 file's extension (``.json``, ``.csv``, ``.tsv``, ``.txt`` for a table, anything else JSON Lines).
 
+What a file said never reaches the reader as code: JSON goes through :func:`audioclf.text.json_text` (lone
+surrogates of undecodable file names and terminal controls as ``\\u`` escapes, no NaN), csv/tsv text cells through
+:func:`audioclf.text.spreadsheet_cell` (no formulas; undecodable file names written back as their original bytes),
+table cells through :func:`audioclf.text.printable` (control characters escaped).
+
+``--output FILE`` is a :class:`RecordFile`: the output's lock is held for the whole run, each finished input is
+appended to a journal beside the file (it survives ``SIGKILL``), and the file is written in its format, atomically,
+when the run ends; ``--resume`` continues from the file and from the journal an interrupted run left.
+
 Events (``classify --events``) use the same formats (csv/tsv with the columns
 :data:`audioclf.engine.events.EVENT_COLUMNS`) and two annotation formats, which cannot hold error records (those
 are told on stderr instead):
@@ -30,16 +39,18 @@ written as JSON Lines (arrays as nested lists) or by :func:`write_embedding_arra
 from __future__ import annotations
 
 import csv
-import json
+import io
 import os
 import re
 import sys
 from pathlib import Path
-from typing import IO, Any, Callable, Literal, Protocol, Sequence, get_args
+from typing import IO, Any, Callable, Iterable, Literal, Protocol, Sequence, get_args
 
-__all__ = ["EMBEDDING_FORMATS", "EVENT_FORMATS", "FORMATS", "PER_INPUT_FORMATS", "EventFilesWriter", "RecordFormat",
-           "RecordWriter", "UniqueStems", "atomic_output", "file_stem", "import_pyarrow", "open_writer", "plain",
-           "resolve_format", "write_embedding_arrays"]
+from audioclf.text import json_text, printable, spreadsheet_cell
+
+__all__ = ["EMBEDDING_FORMATS", "EVENT_FORMATS", "FORMATS", "PER_INPUT_FORMATS", "EventFilesWriter", "RecordFile",
+           "RecordFormat", "RecordWriter", "UniqueStems", "atomic_output", "file_stem", "import_pyarrow", "open_writer",
+           "plain", "resolve_format", "write_embedding_arrays"]
 
 RecordFormat = Literal["auto", "table", "jsonl", "json", "csv", "tsv"]
 FORMATS: tuple[str, ...] = get_args(RecordFormat)
@@ -54,7 +65,19 @@ RAVEN_COLUMNS = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)
 class RecordWriter(Protocol):
     def write(self, record: dict[str, Any]) -> None: ...
 
+    def write_input(self, records: Iterable[dict[str, Any]]) -> None:
+        """The records of one finished input."""
+
     def close(self) -> None: ...
+
+
+class _Writer:
+    def write(self, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def write_input(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.write(record)
 
 
 def resolve_format(name: str, output: Path | None, is_terminal: bool) -> str:
@@ -97,25 +120,25 @@ def plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-class JsonLinesWriter:
+class JsonLinesWriter(_Writer):
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(record, ensure_ascii=False, default=plain) + "\n")
+        self.stream.write(json_text(record, default=plain) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         self.stream.flush()
 
 
-class JsonArrayWriter:
+class JsonArrayWriter(_Writer):
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False, default=plain))
+        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + json_text(record, default=plain))
         self.stream.flush()
         self.count += 1
 
@@ -124,7 +147,7 @@ class JsonArrayWriter:
         self.stream.flush()
 
 
-class DelimitedWriter:
+class DelimitedWriter(_Writer):
     """A header, then rows: by default classify records' (:func:`audioclf.engine.records.delimited_rows`)."""
 
     def __init__(self, stream: IO[str], delimiter: str, columns: Sequence[str] | None = None,
@@ -132,12 +155,25 @@ class DelimitedWriter:
         from audioclf.engine.records import DELIMITED_COLUMNS, delimited_rows
 
         self.rows = rows or delimited_rows
+        if hasattr(stream, "reconfigure"):  # undecodable file names go back out as the bytes they were
+            stream.reconfigure(errors="surrogateescape")
         self.stream = stream
-        self.writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
-        self.writer.writerow(columns or DELIMITED_COLUMNS)
+        # Rows are formatted with the "\r\n" terminator, so that the csv module quotes a cell holding either
+        # character (with "\n" alone a bare "\r" in a label would stay unquoted and end the row for a reader),
+        # and written ending in "\n".
+        self._row = io.StringIO()
+        self.writer = csv.writer(self._row, delimiter=delimiter, lineterminator="\r\n")
+        self._write_rows([columns or DELIMITED_COLUMNS])
+
+    def _write_rows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self._row.seek(0)
+            self._row.truncate()
+            self.writer.writerow(row)
+            self.stream.write(self._row.getvalue()[:-2] + "\n")
 
     def write(self, record: dict[str, Any]) -> None:
-        self.writer.writerows(self.rows(record))  # type: ignore[arg-type]
+        self._write_rows(self.rows(record))
         self.stream.flush()
 
     def close(self) -> None:
@@ -149,7 +185,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 
 class _TableLayout:
-    """Which columns a run's records need, and one record as table cells (a row per label)."""
+    """Which columns a run's records need, and one record as table cells (a row per label); every cell is data (no
+    markup), control characters escaped."""
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self.has_channel = any("channel" in r for r in records)
@@ -169,21 +206,21 @@ class _TableLayout:
     def row(self, record: dict[str, Any]) -> list[Any]:
         from rich.text import Text
 
-        row: list[Any] = [Text(str(record.get("path", record.get("index", ""))))]
+        row: list[Any] = [Text(printable(record.get("path", record.get("index", ""))))]
         if self.has_channel:
-            row.append(str(record.get("channel", "")))
+            row.append(printable(record.get("channel", "")))
         if self.has_time:
             row += [_seconds(record.get("start")), _seconds(record.get("end"))]
         if "error" in record:
-            row += [Text(f"error: {record['error']}", style="red"), ""]
+            row += [Text(f"error: {printable(record['error'])}", style="red"), ""]
         else:
             labels = record.get("labels") or ([record] if "label" in record else [])  # a record or an event
-            row += [Text("\n".join(item["label"] for item in labels)),
+            row += [Text("\n".join(printable(item["label"]) for item in labels)),
                     "\n".join(f"{item['score']:.4f}" for item in labels)]
         return row
 
 
-class TableWriter:
+class TableWriter(_Writer):
     """Collects the records and prints one rich table at the end (for files and pipes)."""
 
     def __init__(self, stream: IO[str]) -> None:
@@ -207,7 +244,7 @@ class TableWriter:
         self.stream.flush()
 
 
-class StreamingTableWriter:
+class StreamingTableWriter(_Writer):
     """On a terminal: a header, then the rows of each record as soon as it is written.
 
     Every row is rendered with the same fixed column widths, chosen when the first scored record arrives (its keys
@@ -246,7 +283,7 @@ class StreamingTableWriter:
 
     def _start(self, record: dict[str, Any]) -> None:
         self.layout = _TableLayout([record])
-        labels = [item["label"] for item in record.get("labels") or ([record] if "label" in record else [])]
+        labels = [printable(item["label"]) for item in record.get("labels") or ([record] if "label" in record else [])]
         self.widths = {"score": self.SCORE_WIDTH, "start": self.TIME_WIDTH, "end": self.TIME_WIDTH,
                        "channel": self.CHANNEL_WIDTH, "label": min(max([12, *map(len, labels)]), 32)}
         used = self.widths["label"] + self.widths["score"]
@@ -268,8 +305,8 @@ class StreamingTableWriter:
             table.add_column(width=self.widths["path"], overflow="fold")
             table.add_column(overflow="fold")
             record = rows[0]
-            table.add_row(Text(str(record.get("path", record.get("index", "")))),
-                          Text(f"error: {record['error']}", style="red"))
+            table.add_row(Text(printable(record.get("path", record.get("index", "")))),
+                          Text(f"error: {printable(record['error'])}", style="red"))
             return table
         self.layout.add_columns(table, self.widths)
         for record in rows:
@@ -288,12 +325,10 @@ def _seconds(value: float | None) -> str:
 # --------------------------------------------------------------------------------------- annotation formats
 def _field(value: Any) -> str:
     """A value as one tab-separated field: control characters (tabs, line breaks) written as escapes."""
-    from audioclf.cli._output import printable
-
     return printable(value)
 
 
-class AudacityWriter:
+class AudacityWriter(_Writer):
     """An Audacity label track: ``start<TAB>end<TAB>label`` per event; error records go to ``errors``."""
 
     def __init__(self, stream: IO[str], errors: IO[str] | None = None) -> None:
@@ -311,7 +346,7 @@ class AudacityWriter:
         self.stream.flush()
 
 
-class RavenWriter:
+class RavenWriter(_Writer):
     """A Raven Pro selection table (see the module docstring); ``with_path`` adds the ``Begin Path`` column."""
 
     def __init__(self, stream: IO[str], sampling_rate: int, *, with_path: bool, errors: IO[str] | None = None) -> None:
@@ -455,11 +490,20 @@ def write_embedding_arrays(records: Sequence[dict[str, Any]], target: Path, fmt:
     with atomic_open(target, "wb") as stream:
         np.save(stream, matrix)
     with atomic_open(target.with_name(target.name.removesuffix(".npy") + ".rows.csv")) as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(("path", "channel", "start", "end", "frames"))
-        for record, count in zip(rows, frames.tolist()):
-            writer.writerow((record.get("path", ""), record.get("channel", ""), record.get("start", ""),
-                             record.get("end", ""), count))
+        writer = DelimitedWriter(stream, ",", EMBEDDING_ROW_COLUMNS, _embedding_row)
+        for row in zip(rows, frames.tolist()):
+            writer.write(row)  # type: ignore[arg-type]
+        writer.close()
+
+
+#: columns of the ``.rows.csv`` beside an ``npy`` embedding array
+EMBEDDING_ROW_COLUMNS = ("path", "channel", "start", "end", "frames")
+
+
+def _embedding_row(row: tuple[dict[str, Any], int]) -> list[list[Any]]:
+    record, frames = row
+    return [[spreadsheet_cell(str(record.get("path", ""))), record.get("channel", ""), record.get("start", ""),
+             record.get("end", ""), frames]]
 
 
 #: what to install for ``--format parquet``
@@ -512,3 +556,92 @@ def atomic_output(path: Path):
     from audioclf.fileio import atomic_open
 
     return atomic_open(path)
+
+
+class RecordFile(_Writer):
+    """``--output FILE`` of a command that writes records: held for the whole run (``with``), each input's records
+    journaled as they come, the file written atomically in format ``fmt`` by :meth:`close`.
+
+    Entering takes the output's lock (another process writing the same file is an
+    :class:`~audioclf.errors.OutputError`) and, with ``resume``, reads the records already done into :attr:`kept`:
+    those in the file, then those in the journal a killed or failed run left. Without ``resume`` such a journal is
+    discarded. Leaving without :meth:`close` (an interrupt, an error) leaves the file as it was; the journal is kept
+    after an error (a later ``--resume`` goes on from it) and removed after :meth:`discard`.
+    """
+
+    def __init__(self, path: Path, fmt: str, resume: bool, **writer_options: Any) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.resume = resume
+        #: keyword arguments of :func:`open_writer` for the file (``events``, ``sampling_rate``); may be completed
+        #: before :meth:`close` (the model's sampling rate is known once it is loaded)
+        self.writer_options: dict[str, Any] = writer_options
+        self.kept: list[dict[str, Any]] = []
+        self._lock: Any = None
+        self._journal: Any = None
+        self._recovered = 0  # journal lines of an earlier run, already in kept
+
+    def __enter__(self) -> "RecordFile":
+        from audioclf.engine.records import read_journal, read_record_file
+        from audioclf.errors import AudioclfError
+        from audioclf.fileio import Journal, locked_output
+
+        self._lock = locked_output(self.path)
+        target = self._lock.__enter__()
+        try:
+            self._journal = Journal(self.path)
+            if not self.resume:
+                self._journal.remove()
+            elif target.real.is_file() and not target.special:
+                try:
+                    self.kept = read_record_file(target.real, self.fmt)
+                except AudioclfError as error:
+                    raise AudioclfError(f"--resume: {error}") from None
+            if self.resume:
+                recovered = self._journal.lines()
+                self.kept += read_journal(recovered, self._journal.path)
+                self._recovered = len(recovered)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.write_input([record])
+
+    def write_input(self, records: Iterable[dict[str, Any]]) -> None:
+        """Journal the records of one finished input (one line: a torn write loses the input, never half of it)."""
+        from audioclf.engine.records import journal_line
+
+        self._journal.append([journal_line(list(records))])
+
+    def close(self) -> None:
+        """Write the file: the kept records, then the journaled ones; then drop the journal."""
+        from audioclf.engine.records import read_journal
+
+        self._journal.close()
+        new = read_journal(self._journal.lines()[self._recovered:], self._journal.path)
+        with atomic_output(self.path) as stream:
+            writer = open_writer(self.fmt, stream, **self.writer_options)
+            for record in self.kept:
+                writer.write(record)
+            for record in new:
+                writer.write(record)
+            writer.close()
+        self._journal.remove()
+
+    def discard(self) -> None:
+        """Forget this run's records (the file stays as it was)."""
+        self._journal.remove()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        from audioclf.errors import OutputError
+
+        try:
+            if self._journal is not None:
+                self._journal.close()
+        except OutputError:
+            if exc_info[0] is None:
+                raise  # else the error on its way out says what went wrong first
+        finally:
+            self._lock.__exit__(*exc_info)

@@ -9,7 +9,6 @@ the event's channel, or every channel). Each recording is read once, whatever it
 from __future__ import annotations
 
 import inspect
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import typer
 from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors
 from audioclf.cli._options import examples
 from audioclf.errors import AudioclfError
+from audioclf.text import json_text
 
 AudioFormat = Literal["wav", "flac"]
 
@@ -92,10 +92,10 @@ def segments(
     for path, found in by_path.items():
         try:
             for line in _cut(path, found, pad, output, audio_format, names):
-                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                sys.stdout.write(json_text(line) + "\n")
         except (AudioclfError, ValueError) as error:
             failed += 1
-            sys.stdout.write(json.dumps({"path": path, "error": " ".join(str(error).split())}, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text({"path": path, "error": " ".join(str(error).split())}) + "\n")
         sys.stdout.flush()
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 

@@ -5,9 +5,13 @@
 * an existing file is taken as is, whatever its extension (the decoder decides whether it is audio);
 * an existing directory gives its audio files (extension in :data:`audioclf.audio.AUDIO_EXTENSIONS`, compared
   case-insensitively), sorted by name: only its direct entries, or the whole tree with ``recursive=True``.
-  Hidden entries (names starting with ``.``) are skipped. A directory without audio files is an error item;
+  Hidden entries (names starting with ``.``) are skipped. A directory without audio files is an error item.
+  Symbolic links to directories are followed, but no directory is entered twice (a link cycle is not followed
+  again, so a walk ends and lists each file once); a symbolic link that cannot be resolved (a loop) is an error
+  item, and so is a subdirectory that cannot be listed;
 * an argument that does not exist but contains glob characters (``*``, ``?``, ``[``) is expanded here, so a
-  quoted pattern works as well as one the shell expanded; ``**`` crosses directories with ``recursive=True``.
+  quoted pattern works as well as one the shell expanded; ``**`` crosses directories with ``recursive=True``
+  (each directory once, as above).
   Matches are sorted; matching directories are expanded as above. No match is an error item;
 * ``-`` reads paths from standard input, one per line (NUL-separated with ``null_separated=True``);
   ``files_from`` reads them from a file the same way. Listed paths are taken literally: no glob or
@@ -152,10 +156,11 @@ def _expand_argument(text: str, recursive: bool) -> Iterator[SourceItem]:
     path = Path(text)
     if path.is_dir():
         yield from _directory_items(text, recursive)
-    elif path.exists() or not (_GLOB_CHARS & set(text)):
+    elif path.exists() or path.is_symlink() or not (_GLOB_CHARS & set(text)):
         yield SourceItem(text)
     else:
-        matches = sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
+        pattern = os.path.expanduser(text)
+        matches = sorted(_recursive_glob(pattern) if recursive and "**" in pattern else glob.glob(pattern))
         if not matches:
             yield SourceItem(text, error="no files match this pattern")
         for match in matches:
@@ -167,9 +172,9 @@ def _expand_argument(text: str, recursive: bool) -> Iterator[SourceItem]:
 
 def _directory_items(directory: str, recursive: bool) -> Iterator[SourceItem]:
     found = False
-    for path in _audio_files(directory, recursive):
+    for item in _audio_files(directory, recursive, set()):
         found = True
-        yield SourceItem(path)
+        yield item
     if not found:
         yield SourceItem(directory, error=_no_audio_files(recursive))
 
@@ -179,24 +184,98 @@ def _no_audio_files(recursive: bool) -> str:
     return f"no audio files {where}"
 
 
-def _audio_files(directory: str, recursive: bool) -> Iterator[str]:
-    """Audio files of ``directory`` sorted by name; subdirectories (when recursive) after the files, by name."""
+def _directory_key(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of a directory (links followed), None when it cannot be read."""
     try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        status = os.stat(path)
     except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _is_directory(entry: os.DirEntry) -> bool:
+    """``entry.is_dir()``, False for a link that cannot be resolved (a loop raises there)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _sorted_entries(directory: str) -> list[os.DirEntry]:
+    """The entries of ``directory`` by name, hidden ones (``.name``) left out; raises ``OSError``."""
+    with os.scandir(directory) as entries:
+        return sorted((entry for entry in entries if not entry.name.startswith(".")), key=lambda entry: entry.name)
+
+
+def _audio_files(directory: str, recursive: bool, visited: set[tuple[int, int]]) -> Iterator[SourceItem]:
+    """Audio files of ``directory`` sorted by name; subdirectories (when recursive) after the files, by name; no
+    directory entered twice (``visited``: ``(device, inode)`` of those entered)."""
+    key = _directory_key(directory)
+    if key is not None:
+        if key in visited:
+            return
+        visited.add(key)
+    try:
+        entries = _sorted_entries(directory)
+    except OSError as error:
+        yield SourceItem(directory, error=f"cannot list this directory ({error.strerror or error})")
         return
     subdirectories = []
     for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            if not entry.is_symlink():  # symbolic links to directories are not followed (no cycles)
-                subdirectories.append(entry.path)
+        if _is_directory(entry):
+            subdirectories.append(entry.path)
         elif has_audio_extension(entry.name):
-            yield entry.path
+            yield _file_item(entry)
     if recursive:
         for subdirectory in subdirectories:
-            yield from _audio_files(subdirectory, recursive)
+            yield from _audio_files(subdirectory, recursive, visited)
+
+
+def _file_item(entry: os.DirEntry) -> SourceItem:
+    """The item of a file found in a directory: an error item for a symbolic link that cannot be resolved."""
+    if entry.is_symlink():
+        try:
+            os.stat(entry.path)
+        except OSError as error:
+            return SourceItem(entry.path, error=f"cannot open ({error.strerror or error})")
+    return SourceItem(entry.path)
+
+
+def _recursive_glob(pattern: str) -> Iterator[str]:
+    """The files matching a pattern with ``**`` (any number of directories, none included), as :func:`glob.glob`
+    with ``recursive=True`` matches them, but entering each directory once (a symbolic-link cycle is not followed
+    again). As with glob, wildcards do not match names starting with ``.``."""
+    parts = pattern.split(os.sep)
+    fixed = next(k for k, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    base = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else os.curdir)
+    rest = parts[fixed:]
+    visited: set[tuple[int, int]] = set()
+
+    def walk(directory: str, names: list[str]) -> Iterator[str]:
+        key = _directory_key(directory)
+        if key is None or key in visited:
+            return
+        visited.add(key)
+        try:
+            entries = _sorted_entries(directory)
+        except OSError:
+            return
+        for entry in entries:
+            if _is_directory(entry):
+                yield from walk(entry.path, names + [entry.name])
+            elif _path_matches(names + [entry.name], rest):
+                yield entry.path if fixed else os.path.join(*names, entry.name)
+
+    yield from walk(base, [])
+
+
+def _path_matches(names: list[str], parts: list[str]) -> bool:
+    """Whether path components ``names`` match pattern components ``parts`` (``**``: zero or more components)."""
+    if not parts:
+        return not names
+    if parts[0] == "**":
+        return any(_path_matches(names[k:], parts[1:]) for k in range(len(names) + 1))
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _path_matches(names[1:], parts[1:])
 
 
 # ------------------------------------------------------------------------------------------------------ URIs

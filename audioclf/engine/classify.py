@@ -27,9 +27,10 @@ import numpy as np
 
 from audioclf.audio.features import Featurizer
 from audioclf.data.segments import PreparedFile, Segment
-from audioclf.engine.pipeline import FileDone, ModelPipeline, StreamOptions, check_sampling_rate, require
+from audioclf.engine.pipeline import FileDone, ModelPipeline, StreamOptions, check_sampling_rate, report, require
 from audioclf.engine.records import AGGREGATES, Record, ScoreRecords
 from audioclf.engine.runner import ACTIVATIONS, activate, resolve_activation
+from audioclf.engine.stream import FileResult
 
 __all__ = ["Classifier", "ClassifyOptions", "FileDone", "classify"]
 
@@ -111,13 +112,18 @@ class Classifier:
     def classify_inputs(self, inputs: Any, progress: Callable[[FileDone], None] | None = None, *,
                         sampling_rate: int | None = None) -> Iterator[list[Record]]:
         """Like :meth:`classify`, but the records of one input at a time (for writers that keep inputs whole)."""
-        for result in self.pipeline.results(inputs, progress, sampling_rate=sampling_rate):
-            yield self.records.records(result)
+        for result in self.pipeline.results(inputs, sampling_rate=sampling_rate):
+            yield self._finish(result, progress)
 
     def score_prepared(self, files: Sequence[PreparedFile]) -> list[list[Record]]:
         """The records of each :class:`PreparedFile` (in order), their segments batched together exactly as
         :meth:`classify` batches them. The Ray engine's model actors call this."""
-        return [self.records.records(result) for result in self.stream.prepared(files)]
+        return [self._finish(result, None) for result in self.stream.prepared(files)]
+
+    def _finish(self, result: FileResult, progress: Callable[[FileDone], None] | None) -> list[Record]:
+        records = self.records.records(result)  # may turn the input into an error record (scores not finite)
+        report(result, progress, records)
+        return records
 
 
 def classify(inputs: Any, model: Any = None, *, sampling_rate: int | None = None,

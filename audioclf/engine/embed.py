@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from audioclf.data.segments import Segment
-from audioclf.engine.pipeline import FileDone, ModelPipeline, StreamOptions, check_sampling_rate, require
+from audioclf.engine.pipeline import FileDone, ModelPipeline, StreamOptions, check_sampling_rate, report, require
 from audioclf.engine.records import EmbeddingRecord, ErrorRecord, error_record, record_head, segment_span
 from audioclf.engine.stream import FileResult
 from audioclf.errors import OptionError
@@ -133,8 +133,10 @@ class Embedder:
     def embed_inputs(self, inputs: Any, progress: Callable[[FileDone], None] | None = None, *,
                      sampling_rate: int | None = None) -> Iterator[list[EmbeddingRecord | ErrorRecord]]:
         """Like :meth:`embed`, but the records of one input at a time."""
-        for result in self.pipeline.results(inputs, progress, sampling_rate=sampling_rate):
-            yield self.records(result)
+        for result in self.pipeline.results(inputs, sampling_rate=sampling_rate):
+            records = self.records(result)  # may turn the input into an error record (values not finite)
+            report(result, progress, records)
+            yield records
 
     def records(self, result: FileResult) -> list[EmbeddingRecord | ErrorRecord]:
         """One input's records: its error record, or per stream its window records in time order, or one record
@@ -142,6 +144,9 @@ class Embedder:
         identity = result.item.identity()
         if result.error is not None:
             return [error_record(identity, result.error)]
+        if not all(np.isfinite(value.values).all() for _, value in result.parts):
+            return [error_record(identity, "the model gave embeddings that are not finite numbers (NaN or infinity); "
+                                           "its weights or config are broken")]
         rate = self.pipeline.sampling_rate
         records: list[EmbeddingRecord | ErrorRecord] = []
         for stream, channel in enumerate(result.streams):

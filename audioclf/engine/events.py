@@ -32,6 +32,7 @@ from audioclf.engine.records import (
     record_head,
 )
 from audioclf.errors import AudioclfError, OptionError
+from audioclf.text import from_spreadsheet_cell, spreadsheet_cell
 
 __all__ = ["EVENT_COLUMNS", "event_rows", "events_of", "read_results", "validate_event_options", "window_events"]
 
@@ -120,11 +121,12 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ csv / tsv
 def event_rows(record: dict[str, Any]) -> list[list[Any]]:
-    """The csv/tsv row of an event record (or of an error record) in :data:`EVENT_COLUMNS` order."""
+    """The csv/tsv row of an event record (or of an error record) in :data:`EVENT_COLUMNS` order; text cells through
+    :func:`audioclf.text.spreadsheet_cell` (no formulas), read back by :func:`read_results`."""
     if "error" in record:
-        return [[record.get("path", ""), "", "", "", "", "", record["error"]]]
-    return [[record.get("path", ""), record.get("channel", ""), record["label"], record["start"], record["end"],
-             repr(record["score"]), ""]]
+        return [[spreadsheet_cell(record.get("path", "")), "", "", "", "", "", spreadsheet_cell(record["error"])]]
+    return [[spreadsheet_cell(record.get("path", "")), record.get("channel", ""), spreadsheet_cell(record["label"]),
+             record["start"], record["end"], repr(record["score"]), ""]]
 
 
 def _events_from_delimited(text: str, source: Path, delimiter: str) -> list[dict[str, Any]]:
@@ -134,6 +136,8 @@ def _events_from_delimited(text: str, source: Path, delimiter: str) -> list[dict
         if len(row) != len(EVENT_COLUMNS):
             raise AudioclfError(f"{source}: row {number} has {len(row)} cells, not {len(EVENT_COLUMNS)}")
         cells = dict(zip(EVENT_COLUMNS, row))
+        for name in ("path", "label", "error"):
+            cells[name] = from_spreadsheet_cell(cells[name])
         if cells["error"]:
             records.append({"path": cells["path"], "error": cells["error"]})
             continue
@@ -157,7 +161,8 @@ def read_results(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
     fmt = {".json": "json", ".csv": "csv", ".tsv": "tsv"}.get(source.suffix.lower(), "jsonl")
     if fmt in ("csv", "tsv"):
         try:
-            text = source.read_text(encoding="utf-8")
+            with open(source, encoding="utf-8", errors="surrogateescape", newline="") as stream:
+                text = stream.read()
         except (OSError, UnicodeDecodeError) as error:
             raise AudioclfError(f"cannot read {source}: {error}") from None
         delimiter = "," if fmt == "csv" else "\t"

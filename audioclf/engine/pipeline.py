@@ -25,7 +25,11 @@ from audioclf.engine.runner import DEVICES, DTYPES, ModelRunner
 from audioclf.engine.stream import FileResult, SegmentStream
 from audioclf.errors import OptionError
 
-__all__ = ["FileDone", "ModelPipeline", "StreamOptions", "check_sampling_rate", "require"]
+__all__ = ["MAX_THREADS", "FileDone", "ModelPipeline", "StreamOptions", "check_sampling_rate", "report", "require"]
+
+#: most torch or decoding threads (``threads``, ``workers``): far more than any machine has cores, far fewer than
+#: exhaust the process's resources
+MAX_THREADS = 256
 
 #: padded audio per batch, in seconds, when ``max_batch_seconds`` is not given (CPU / accelerators)
 DEFAULT_BATCH_SECONDS_CPU = 32.0
@@ -75,10 +79,12 @@ class StreamOptions:
         """Raise :class:`OptionError` (naming the argument) for values that cannot work with any model."""
         require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
                 f"must be 1 or more, got {self.batch_size}")
-        require(_positive(self.chunk), "chunk", f"must be a positive number of seconds, got {self.chunk}")
-        require(self.window is None or _positive(self.window), "window",
-                f"must be a positive number of seconds, got {self.window}")
-        require(self.hop is None or _positive(self.hop), "hop", f"must be a positive number of seconds, got {self.hop}")
+        require(_seconds(self.chunk), "chunk",
+                f"must be a positive number of seconds, at most {_longest()}, got {self.chunk}")
+        require(self.window is None or _seconds(self.window), "window",
+                f"must be a positive number of seconds, at most {_longest()}, got {self.window}")
+        require(self.hop is None or _seconds(self.hop), "hop",
+                f"must be a positive number of seconds, at most {_longest()}, got {self.hop}")
         require(self.hop is None or self.window is not None, "hop", "needs window")
         ChannelPolicy.parse(self.channels)
         require(str(self.device).split(":")[0] in DEVICES, "device",
@@ -88,10 +94,12 @@ class StreamOptions:
         require(self.quantize in (None, "int8"), "quantize", f"must be int8, got {self.quantize!r}")
         require(self.quantize is None or str(self.dtype).removeprefix("torch.") == "float32", "quantize",
                 "int8 works on float32 models only")
-        require(self.threads is None or self.threads >= 1, "threads", f"must be 1 or more, got {self.threads}")
-        require(self.workers is None or self.workers >= 1, "workers", f"must be 1 or more, got {self.workers}")
-        require(self.max_batch_seconds is None or _positive(self.max_batch_seconds), "max_batch_seconds",
-                f"must be a positive number, got {self.max_batch_seconds}")
+        require(self.threads is None or 1 <= self.threads <= MAX_THREADS, "threads",
+                f"must be from 1 to {MAX_THREADS}, got {self.threads}")
+        require(self.workers is None or 1 <= self.workers <= MAX_THREADS, "workers",
+                f"must be from 1 to {MAX_THREADS}, got {self.workers}")
+        require(self.max_batch_seconds is None or _seconds(self.max_batch_seconds), "max_batch_seconds",
+                f"must be a positive number, at most {_longest()}, got {self.max_batch_seconds}")
 
     @classmethod
     def checked(cls, options: dict[str, Any]) -> Any:
@@ -107,6 +115,17 @@ class StreamOptions:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _longest() -> int:
+    """The most seconds a duration option may ask for: the ``audio_seconds`` limit (:mod:`audioclf.limits`)."""
+    from audioclf.limits import LIMITS
+
+    return LIMITS["audio_seconds"]
+
+
+def _seconds(value: Any) -> bool:
+    return _positive(value) and value <= _longest()
 
 
 def require(condition: bool, option: str, detail: str) -> None:
@@ -177,7 +196,10 @@ class ModelPipeline:
             yield result
 
 
-def report(result: FileResult, progress: Callable[[FileDone], None] | None) -> None:
-    """Tell ``progress`` (if any) that the input of ``result`` is done."""
+def report(result: FileResult, progress: Callable[[FileDone], None] | None,
+           records: Sequence[dict[str, Any]] = ()) -> None:
+    """Tell ``progress`` (if any) that the input of ``result`` is done; it failed if ``result`` did or if its
+    ``records`` turned into an error record (a model output that is not finite)."""
     if progress is not None:
-        progress(FileDone(result.item, result.duration, result.error))
+        error = result.error or next((record["error"] for record in records if "error" in record), None)
+        progress(FileDone(result.item, result.duration, error))

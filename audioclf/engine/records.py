@@ -15,8 +15,14 @@ A **record** is a plain dict, one of:
 both). Keys appear in the order above. :func:`validate_record` checks a dict against these types;
 :func:`parquet_schema` and :data:`DELIMITED_COLUMNS` are derived from the same fields.
 
-This module also builds records (:class:`ScoreRecords`: label filter, chunk averaging, window records, aggregate)
-and reads them back from the files a run wrote (:func:`read_record_file`, for ``--resume``).
+This module also builds records (:class:`ScoreRecords`: label filter, chunk averaging, window records, aggregate;
+an input whose scores are not finite numbers gets an error record, so no record ever holds NaN) and reads them back
+from the files a run wrote (:func:`read_record_file`, for ``--resume``) and from the journal of a run that was
+interrupted (:func:`journal_line`, :func:`read_journal`).
+
+csv/tsv text cells (path, label, error) are written through :func:`audioclf.text.spreadsheet_cell` (a cell that a
+spreadsheet would take for a formula starts with ``'``) and read back through
+:func:`audioclf.text.from_spreadsheet_cell`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypedDict, Union, get
 import numpy as np
 
 from audioclf.errors import AudioclfError, OptionError
+from audioclf.text import from_spreadsheet_cell, json_text, spreadsheet_cell
 
 if TYPE_CHECKING:  # pragma: no cover
     from audioclf.engine.stream import FileResult
@@ -49,9 +56,11 @@ __all__ = [
     "delimited_rows",
     "done_paths",
     "error_record",
+    "journal_line",
     "record_head",
     "segment_span",
     "parquet_schema",
+    "read_journal",
     "read_record_file",
     "records_from_jsonl",
     "validate_record",
@@ -256,6 +265,9 @@ class ScoreRecords:
         identity = result.item.identity()
         if result.error is not None:
             return [error_record(identity, result.error)]
+        if not all(np.isfinite(scores).all() for _, scores in result.parts):
+            return [error_record(identity, "the model gave scores that are not finite numbers (NaN or infinity); "
+                                           "its weights or config are broken")]
         records: list[Record] = []
         for stream, channel in enumerate(result.streams):
             parts = [(segment, scores) for segment, scores in result.parts if segment.stream == stream]
@@ -297,11 +309,12 @@ DELIMITED_COLUMNS = ("path", "channel", "start", "end", "rank", "label", "score"
 def delimited_rows(record: Record) -> list[list[Any]]:
     """The csv/tsv rows of one record: one per label, or one with empty rank/label/score (an error, or every label
     filtered out). ``channel``/``start``/``end`` are empty where they do not apply."""
-    base = [record["path"], record.get("channel", ""), record.get("start", ""), record.get("end", "")]
+    base = [spreadsheet_cell(record["path"]), record.get("channel", ""), record.get("start", ""), record.get("end", "")]
     labels = record.get("labels") or []
     if not labels:
-        return [base + ["", "", "", record.get("error", "")]]
-    return [base + [rank, item["label"], repr(item["score"]), ""] for rank, item in enumerate(labels, start=1)]
+        return [base + ["", "", "", spreadsheet_cell(record.get("error", ""))]]
+    return [base + [rank, spreadsheet_cell(item["label"]), repr(item["score"]), ""]
+            for rank, item in enumerate(labels, start=1)]
 
 
 def _records_from_delimited(text: str, source: Path, delimiter: str) -> list[dict[str, Any]]:
@@ -318,6 +331,8 @@ def _records_from_delimited(text: str, source: Path, delimiter: str) -> list[dic
         if len(row) != len(DELIMITED_COLUMNS):
             raise AudioclfError(f"{source}: row {number} has {len(row)} cells, not {len(DELIMITED_COLUMNS)}")
         cells = dict(zip(DELIMITED_COLUMNS, row))
+        for name in ("path", "label", "error"):
+            cells[name] = from_spreadsheet_cell(cells[name])
         row_key = (cells["path"], cells["channel"], cells["start"], cells["end"])
         if cells["rank"] in ("", "1") or row_key != key:
             record: dict[str, Any] = {"path": cells["path"]}
@@ -347,7 +362,7 @@ def read_record_file(path: Path, fmt: str) -> list[dict[str, Any]]:
     if fmt not in RESUMABLE_FORMATS:
         raise AudioclfError(f"cannot read {fmt} output back; use {', '.join(RESUMABLE_FORMATS)}")
     try:
-        with open(path, encoding="utf-8", newline="") as stream:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as stream:
             text = stream.read()
     except (OSError, UnicodeDecodeError) as error:
         raise AudioclfError(f"cannot read {path}: {error}") from None
@@ -371,6 +386,22 @@ def records_from_jsonl(text: str, source: Any) -> list[dict[str, Any]]:
     return records
 
 
+def journal_line(records: list[dict[str, Any]]) -> str:
+    """One journal line: the records of one finished input as a JSON array (:func:`audioclf.text.json_text`)."""
+    return json_text(records)
+
+
+def read_journal(lines: Iterable[str], source: Any) -> list[dict[str, Any]]:
+    """The records of journal ``lines`` (from :func:`journal_line`), in order."""
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        group = _json(line, source, f"line {number}")
+        if not isinstance(group, list):
+            raise AudioclfError(f"{source}: line {number} is not a list of records")
+        records += [_record(item, source, f"line {number}") for item in group]
+    return records
+
+
 def done_paths(records: Iterable[dict[str, Any]]) -> set[str]:
     """The input paths that have records."""
     return {record["path"] for record in records}
@@ -381,6 +412,8 @@ def _json(text: str, source: Any, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise AudioclfError(f"{source}: {where} is not JSON ({error.msg})") from None
+    except (ValueError, RecursionError):  # digits beyond Python's limit, nesting beyond the stack
+        raise AudioclfError(f"{source}: {where} is not a record (too long a number or nested too deeply)") from None
 
 
 def _record(value: Any, source: Any, where: str) -> dict[str, Any]:

@@ -83,8 +83,10 @@ class ModelRunner:
         self.dtype = getattr(torch, str(dtype).removeprefix("torch."))
         if model is None or isinstance(model, (str, os.PathLike)):
             self.name = os.fspath(model) if model is not None else DEFAULT_MODEL_NAME
+            # inference: every weight must be in the checkpoint (no random head, no random layer)
             loaded = AutoModelForAudioClassification.from_pretrained(self.name, dtype=self.dtype, revision=revision,
-                                                                     token=token, cache_dir=cache_dir)
+                                                                     token=token, cache_dir=cache_dir,
+                                                                     missing_weights="none")
             # a model loaded here is private to the runner: fold weight norm and cached projections once
             loaded = loaded.to(self.device).optimize_for_inference()
         else:

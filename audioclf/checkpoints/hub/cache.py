@@ -6,7 +6,6 @@ with revisions that stay are kept.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from audioclf.checkpoints.hub._env import cache_dir_or_default
 from audioclf.checkpoints.hub._hf_errors import first_line
 from audioclf.config import SUPPORTED_MODEL_TYPES
 from audioclf.errors import HubError, NotCachedError
+from audioclf.fileio import read_json_file
 
 __all__ = ["AUDIO_MODEL_TYPES", "CacheStatus", "CachedModel", "CachedRevision", "CacheRemoval", "RemovedFromCache",
            "cache_status", "list_cached_models", "plan_removal", "remove_cached_model"]
@@ -166,8 +166,8 @@ def _read_config(revisions: Iterable[CachedRevision]) -> dict:
         for name in rev.files:
             if name == CONFIG_NAME or name.endswith("/" + CONFIG_NAME):
                 try:
-                    config = json.loads((rev.snapshot_path / name).read_text(encoding="utf-8"))
-                except (OSError, ValueError):
+                    config = read_json_file(rev.snapshot_path / name, HubError)
+                except HubError:
                     continue
                 if isinstance(config, dict):
                     return config

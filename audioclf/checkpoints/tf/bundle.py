@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audioclf.checkpoints.tf._lazy import LazyArray
 from audioclf.checkpoints.tf._wire import (
     as_int64,
     crc32c,
@@ -36,6 +37,7 @@ from audioclf.checkpoints.tf._wire import (
     unmask_crc,
 )
 from audioclf.errors import TFCheckpointError
+from audioclf.limits import LIMITS
 
 __all__ = [
     "BundleEntry",
@@ -55,8 +57,8 @@ OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 ATTRIBUTES_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 OPTIMIZER_SLOT = "/.OPTIMIZER_SLOT/"
 
-# An index file describes tensors, it is never large: refuse anything that would not fit comfortably in memory.
-MAX_INDEX_BYTES = 256 << 20
+# An index file describes tensors, it is never large: anything beyond the limit ``tf_index_bytes``
+# (:mod:`audioclf.limits`) is refused, and no block decompresses to more.
 # Prefix compression lets a few bytes stand for a long key; real tables expand keys by a small factor only.
 MAX_KEY_EXPANSION = 16
 
@@ -105,7 +107,7 @@ def _read_file(path: Path, limit: int, what: str) -> bytes:
     except OSError as exc:
         raise TFCheckpointError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if size > limit:
-        raise TFCheckpointError(f"{what} {path} is implausibly large ({size} bytes)")
+        raise TFCheckpointError(f"{what} {path} is implausibly large ({size} bytes, more than the limit {limit})")
     try:
         with path.open("rb") as fh:
             return fh.read(size)
@@ -132,7 +134,7 @@ def _read_block(data: bytes, offset: int, size: int, what: str, name: str) -> by
     if ctype == 0:
         return contents
     if ctype == 1:
-        return snappy_decompress(contents, limit=MAX_INDEX_BYTES)
+        return snappy_decompress(contents, limit=LIMITS["tf_index_bytes"])
     raise TFCheckpointError(f"{name}: unknown block compression type {ctype}")
 
 
@@ -318,7 +320,7 @@ class TensorBundle:
         self.verify_crc = verify_crc
         index_path = Path(self.prefix + ".index")
         name = index_path.name
-        data = _read_file(index_path, MAX_INDEX_BYTES, "checkpoint index")
+        data = _read_file(index_path, LIMITS["tf_index_bytes"], "checkpoint index")
         table = _read_table(data, name)
         self.num_shards = _parse_header(table[0][1], name)
         self.entries: dict[str, BundleEntry] = {}
@@ -386,6 +388,13 @@ class TensorBundle:
         if len(raw) != entry.size:
             raise TFCheckpointError(f"tensor {entry.key!r}: short read from {path.name}")
         return raw
+
+    def lazy(self, key: str) -> LazyArray:
+        """The tensor ``key`` as a :class:`~._lazy.LazyArray` (read by :meth:`read` when used)."""
+        entry = self.entries[key]
+        dtype = np.float32 if entry.dtype == "bfloat16" else (object if entry.dtype == "string" else
+                                                              np.dtype(_DTYPES[entry.dtype_enum][1]).newbyteorder("="))
+        return LazyArray(entry.shape, dtype, lambda: self.read(key))
 
     def read(self, key: str) -> np.ndarray:
         """The tensor ``key`` as a numpy array (bfloat16 widened to float32, DT_STRING as an object array)."""
@@ -616,9 +625,11 @@ def _optimizer_node_ids(nodes: list[ObjectGraphNode]) -> set[int]:
 
 
 def read_bundle_variables(
-    source: str | os.PathLike[str], *, verify_crc: bool = True, use_object_graph: bool = True
+    source: str | os.PathLike[str], *, verify_crc: bool = True, use_object_graph: bool = True, lazy: bool = False
 ) -> BundleVariables:
-    """Model variables of an object-based or name-based bundle, with optimizer state and counters skipped."""
+    """Model variables of an object-based or name-based bundle, with optimizer state and counters skipped. With
+    ``lazy`` the variables are :class:`~._lazy.LazyArray` objects: a tensor's bytes are read (and CRC-checked) only when
+    it is used, so tensors a model does not need are never read."""
     prefix = resolve_bundle_prefix(source)
     bundle = TensorBundle(prefix, verify_crc=verify_crc)
     bundle.check_layout()
@@ -632,7 +643,7 @@ def read_bundle_variables(
             if entry.dtype == "string" or leaf in _COUNTER_NAMES or _is_optimizer_name(key):
                 ignored.append(key)
                 continue
-            variables[key[:-2] if key.endswith(":0") else key] = bundle.read(key)
+            variables[key[:-2] if key.endswith(":0") else key] = bundle.lazy(key) if lazy else bundle.read(key)
         return BundleVariables(variables, ignored, "keras", False, prefix)
 
     full_names: dict[str, str] = {}
@@ -679,7 +690,7 @@ def read_bundle_variables(
             name = "/".join(parts)
         if name in variables:
             raise TFCheckpointError(f"two checkpoint tensors map to the same variable name {name!r}")
-        variables[name] = bundle.read(key)
+        variables[name] = bundle.lazy(key) if lazy else bundle.read(key)
     return BundleVariables(variables, ignored, "keras" if use_keras_names else "object_path", True, prefix)
 
 

@@ -8,19 +8,26 @@ of ``TFWav2Vec2ForSequenceClassification``) are in a ``top_level_model_weights``
 
 A sharded save is ``tf_model.h5.index.json`` (``{"weight_map": {variable name: shard file}}``) plus shard files
 whose root ``layer_names`` attribute lists dataset paths directly (the variable name without the model scope).
+
+With ``lazy=True`` the readers return :class:`~._lazy.LazyArray` objects: the metadata (names, shapes, dtypes) is read
+and checked, the data only when a tensor is used, so datasets a model does not need are never read (a compressed
+dataset that was never written would otherwise expand to its full size). HDF5 links that leave the file (external
+links, external storage, virtual datasets) are followed only to files inside the weights file's directory.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from audioclf.checkpoints.files import TF_H5_INDEX_NAME as H5_INDEX_NAME
+from audioclf.checkpoints.files import TF_H5_INDEX_NAME as H5_INDEX_NAME, check_inside
 from audioclf.checkpoints.files import TF_H5_NAME as H5_WEIGHTS_NAME
+from audioclf.checkpoints.tf._lazy import LazyArray, materialise
 from audioclf.errors import TFCheckpointError
+from audioclf.fileio import read_json_file
 
 __all__ = ["read_keras_h5", "read_sharded_keras_h5", "is_hdf5_file", "H5_WEIGHTS_NAME", "H5_INDEX_NAME"]
 
@@ -82,21 +89,70 @@ def _attr_strings(obj, name: str) -> list[str] | None:
     return out
 
 
-def _dataset(group, path: str, h5py, where: str) -> np.ndarray:
+def _check_link_target(name: Any, directory: Path, where: str, path: str) -> None:
+    """Refuse an HDF5 external file name (a link, external storage, a virtual dataset's source) that is not a file
+    inside ``directory``; ``"."`` (the file itself) is fine."""
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "surrogateescape")
+    if name == ".":
+        return
     try:
-        obj = group[path]
+        check_inside(name, f"{where}: {path!r}")
+    except Exception:
+        raise TFCheckpointError(f"{where}: {path!r} refers to a file outside the model directory ({name!r})") from None
+    target = (directory / name).resolve()
+    if directory.resolve() not in target.parents:
+        raise TFCheckpointError(f"{where}: {path!r} refers to a file outside the model directory ({name!r})")
+
+
+def _member(group, path: str, h5py, where: str, directory: Path):
+    """``group[path]``, following external links only into ``directory``."""
+    current = group
+    for part in (p for p in path.split("/") if p):
+        try:
+            link = current.get(part, getlink=True)
+        except Exception:  # a broken link or a malformed name
+            link = None
+        if link is None:
+            raise KeyError(path)
+        if isinstance(link, h5py.ExternalLink):
+            _check_link_target(link.filename, directory, where, path)
+        current = current[part]
+    return current
+
+
+def _dataset(group, path: str, h5py, where: str, directory: Path):
+    """The dataset at ``path`` of ``group``, checked: a real array of numbers whose data stays in ``directory``."""
+    try:
+        obj = _member(group, path, h5py, where, directory)
     except (KeyError, ValueError):
         raise TFCheckpointError(f"{where}: weight {path!r} is listed but not stored") from None
     if not isinstance(obj, h5py.Dataset):
         raise TFCheckpointError(f"{where}: {path!r} is not a dataset")
-    try:
-        arr = obj[()]
-    except Exception as exc:  # h5py raises a variety of types on corrupt data
-        raise TFCheckpointError(f"{where}: cannot read {path!r}: {exc}") from None
-    arr = np.asarray(arr)
-    if arr.dtype.kind not in "fiub":
-        raise TFCheckpointError(f"{where}: weight {path!r} has unsupported dtype {arr.dtype}")
-    return arr
+    for name, *_ in obj.external or ():
+        _check_link_target(name, directory, where, path)
+    if obj.is_virtual:
+        for source in obj.virtual_sources():
+            _check_link_target(source.file_name, directory, where, path)
+    if obj.dtype.kind not in "fiub":
+        raise TFCheckpointError(f"{where}: weight {path!r} has unsupported dtype {obj.dtype}")
+    return obj
+
+
+def _lazy_dataset(file: Path, group_path: str, path: str, where: str, h5py, shape, dtype) -> LazyArray:
+    """A :class:`LazyArray` of the dataset ``path`` in the group ``group_path`` of the HDF5 ``file``."""
+
+    def load() -> np.ndarray:
+        with _open(file, h5py) as handle:
+            try:
+                group = _member(handle, group_path, h5py, where, file.parent)
+                return np.asarray(_dataset(group, path, h5py, where, file.parent)[()])
+            except TFCheckpointError:
+                raise
+            except Exception as exc:  # h5py raises a variety of types on corrupt data
+                raise TFCheckpointError(f"{where}: cannot read {path!r}: {exc}") from None
+
+    return LazyArray(shape, dtype, load)
 
 
 def _open(path: Path, h5py):
@@ -110,8 +166,9 @@ def _open(path: Path, h5py):
         raise TFCheckpointError(f"cannot open {path.name} as HDF5: {exc}") from None
 
 
-def read_keras_h5(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All variables of a Keras HDF5 weights file, keyed by their full Keras name without ``:0``."""
+def read_keras_h5(path: str | os.PathLike[str], *, lazy: bool = False) -> dict[str, Any]:
+    """All variables of a Keras HDF5 weights file, keyed by their full Keras name without ``:0``: arrays, or
+    :class:`~._lazy.LazyArray` objects with ``lazy``."""
     h5py = _h5py()
     path = Path(path)
     with _open(path, h5py) as f:
@@ -121,28 +178,37 @@ def read_keras_h5(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             if layer_names is None:
                 raise TFCheckpointError(f"{path.name} is an HDF5 file but not Keras weights (no 'layer_names')")
             if "weight_names" not in root.attrs and _looks_sharded(root, layer_names, h5py):
-                return _read_flat(root, layer_names, h5py, path.name)
-            groups = list(layer_names)
-            if TOP_LEVEL_GROUP in root and TOP_LEVEL_GROUP not in groups:
-                groups.append(TOP_LEVEL_GROUP)
-            out: dict[str, np.ndarray] = {}
-            for layer in groups:
-                if layer not in root or not isinstance(root[layer], h5py.Group):
-                    raise TFCheckpointError(f"{path.name}: layer {layer!r} is listed but has no group")
-                group = root[layer]
-                weight_names = _attr_strings(group, "weight_names")
-                if weight_names is None:
-                    raise TFCheckpointError(f"{path.name}: layer {layer!r} has no 'weight_names' attribute")
-                for name in weight_names:
-                    key = name[:-2] if name.endswith(":0") else name
-                    if key in out:
-                        raise TFCheckpointError(f"{path.name}: weight {name!r} is stored twice")
-                    out[key] = _dataset(group, name, h5py, path.name)
-            return out
+                listed = [("", name) for name in layer_names]
+            else:
+                groups = list(layer_names)
+                if TOP_LEVEL_GROUP in root and TOP_LEVEL_GROUP not in groups:
+                    groups.append(TOP_LEVEL_GROUP)
+                listed = []
+                for layer in groups:
+                    try:
+                        group = _member(root, layer, h5py, path.name, path.parent)
+                    except (KeyError, ValueError):
+                        group = None
+                    if not isinstance(group, h5py.Group):
+                        raise TFCheckpointError(f"{path.name}: layer {layer!r} is listed but has no group")
+                    weight_names = _attr_strings(group, "weight_names")
+                    if weight_names is None:
+                        raise TFCheckpointError(f"{path.name}: layer {layer!r} has no 'weight_names' attribute")
+                    listed += [(layer, name) for name in weight_names]
+            out: dict[str, Any] = {}
+            for layer, name in listed:
+                key = name[:-2] if name.endswith(":0") else name
+                if key in out:
+                    raise TFCheckpointError(f"{path.name}: weight {name!r} is stored twice")
+                group_path = f"{root.name.rstrip('/')}/{layer}"
+                group = _member(f, group_path, h5py, path.name, path.parent)
+                dataset = _dataset(group, name, h5py, path.name, path.parent)
+                out[key] = _lazy_dataset(path, group_path, name, path.name, h5py, dataset.shape, dataset.dtype)
         except TFCheckpointError:
             raise
         except Exception as exc:  # corrupt HDF5 structures surface as assorted h5py errors
             raise TFCheckpointError(f"cannot read {path.name}: {exc}") from None
+    return out if lazy else {key: materialise(value) for key, value in out.items()}
 
 
 def _looks_sharded(root, layer_names: list[str], h5py) -> bool:
@@ -152,28 +218,13 @@ def _looks_sharded(root, layer_names: list[str], h5py) -> bool:
     )
 
 
-def _read_flat(root, names: list[str], h5py, where: str) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        key = name[:-2] if name.endswith(":0") else name
-        out[key] = _dataset(root, name, h5py, where)
-    return out
-
-
-def read_sharded_keras_h5(index_path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All variables of a sharded save described by ``tf_model.h5.index.json``.
+def read_sharded_keras_h5(index_path: str | os.PathLike[str], *, lazy: bool = False) -> dict[str, Any]:
+    """All variables of a sharded save described by ``tf_model.h5.index.json`` (lazy: see :func:`read_keras_h5`).
 
     Keys are the names from ``weight_map`` (full Keras names, model scope included) without ``:0``.
     """
     index_path = Path(index_path)
-    try:
-        text = index_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TFCheckpointError(f"cannot read {index_path}: {exc}") from None
-    try:
-        index = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TFCheckpointError(f"{index_path.name} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    index = read_json_file(index_path, TFCheckpointError, index_path.name)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
@@ -184,9 +235,9 @@ def read_sharded_keras_h5(index_path: str | os.PathLike[str]) -> dict[str, np.nd
         if Path(shard).name != shard:
             raise TFCheckpointError(f"{index_path.name}: shard name {shard!r} is not a plain file name")
         by_file.setdefault(shard, []).append(name)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     for shard, names in by_file.items():
-        stored = read_keras_h5(index_path.parent / shard)
+        stored = read_keras_h5(index_path.parent / shard, lazy=True)
         for name in names:
             key = name[:-2] if name.endswith(":0") else name
             # shard datasets drop the model scope (the first path component) unless the name has a single part
@@ -195,4 +246,4 @@ def read_sharded_keras_h5(index_path: str | os.PathLike[str]) -> dict[str, np.nd
             if found is None:
                 raise TFCheckpointError(f"{shard}: weight {name!r} listed in {index_path.name} is not stored")
             out[key] = stored[found]
-    return out
+    return out if lazy else {key: materialise(value) for key, value in out.items()}

@@ -16,11 +16,14 @@ The weight-norm names and the head keys are the loader's (:mod:`audioclf.checkpo
 
 Object-path names from a bundle without an object graph (``wav2vec2/encoder/layer/0/.../kernel``,
 ``.../pos_conv_embed/conv/kernel`` for ``weight_v``) are normalised to the Keras form first.
+
+:func:`load_tf_state_dict` reads lazily: the state dict's tensors are made when looked up, and
+:func:`check_expected_keys` checks every shape against the model before it reads the tensors the model takes (and
+no others), so a checkpoint's unused tensors, however large they claim to be, cost nothing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -31,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from audioclf.checkpoints.keys import HEAD_LAYERS, WEIGHT_NORM_RENAMES, is_head_key
+from audioclf.checkpoints.keys import HEAD_LAYERS, WEIGHT_NORM_RENAMES, is_head_key, is_unused_at_inference
+from audioclf.checkpoints.tf._lazy import LazyArray, TensorMap
 from audioclf.checkpoints.tf.bundle import read_bundle_variables, resolve_bundle_prefix
 from audioclf.checkpoints.tf.keras_h5 import (
     H5_INDEX_NAME,
@@ -41,6 +45,7 @@ from audioclf.checkpoints.tf.keras_h5 import (
     read_sharded_keras_h5,
 )
 from audioclf.errors import TFCheckpointError
+from audioclf.fileio import read_json_file
 
 __all__ = [
     "TFLoadResult",
@@ -56,8 +61,6 @@ __all__ = [
 BASE_PREFIXES = ("wav2vec2", "hubert")
 _IGNORED_LAYERS = {"lm_head": "CTC language-model head (not used by the classifier)"}
 _TOP_LEVEL = set(BASE_PREFIXES) | HEAD_LAYERS | set(_IGNORED_LAYERS)
-# parameters that may be absent from a TF checkpoint without harm: SpecAugment's vector, unused at inference
-_UNUSED_AT_INFERENCE = ("masked_spec_embed",)
 
 # Keras variable names -> PyTorch names (the last key component); weight norm by the loader's rule
 _LEAF_RENAMES = {
@@ -74,7 +77,8 @@ _LEAF_RENAMES = {
 class TFLoadResult:
     """What was read from a TensorFlow checkpoint.
 
-    ``state_dict``: PyTorch keys -> float32 (or integer) tensors, base layer prefixed (``wav2vec2.``/``hubert.``)
+    ``state_dict``: PyTorch keys -> float32 (or integer) tensors (a :class:`~._lazy.TensorMap`: each read when
+    looked up; ``state_dict.shape(key)`` without reading), base layer prefixed (``wav2vec2.``/``hubert.``)
     as in the ``*ForSequenceClassification`` models. ``ignored``: TF variables/keys deliberately skipped
     (optimizer state, counters, ``lm_head``, the object graph). ``unexpected``: TF variables with names that
     do not belong to a Wav2Vec2/HuBERT model. ``base_prefix``: ``"wav2vec2"`` or ``"hubert"``.
@@ -83,7 +87,7 @@ class TFLoadResult:
     what :func:`tf_config_overrides` says to set on it.
     """
 
-    state_dict: dict[str, torch.Tensor]
+    state_dict: Mapping[str, torch.Tensor]
     ignored: list[str]
     unexpected: list[str]
     base_prefix: str
@@ -156,7 +160,7 @@ def tf_name_to_pt(name: str, array: np.ndarray, *, object_path: bool = False) ->
     if not stripped:
         return None
     leaf = stripped[-1]
-    arr = np.asarray(array)
+    arr = array if isinstance(array, LazyArray) else np.asarray(array)
     if leaf == "kernel":
         stripped[-1] = "weight"
         if arr.ndim == 2:
@@ -185,8 +189,9 @@ def _to_tensor(arr: np.ndarray) -> torch.Tensor:
 def map_tf_variables(
     variables: Mapping[str, np.ndarray], *, object_path: bool = False, ignored: Iterable[str] = ()
 ) -> TFLoadResult:
-    """Map TF variables (Keras names, or object paths with ``object_path=True``) to a PyTorch state dict."""
-    state_dict: dict[str, torch.Tensor] = {}
+    """Map TF variables (Keras names, or object paths with ``object_path=True``; arrays or lazy arrays) to a
+    PyTorch state dict, made lazily (see :class:`TFLoadResult`)."""
+    state_dict: dict[str, Any] = {}
     tf_names: dict[str, str] = {}
     ignored_out = list(ignored)
     unexpected: list[str] = []
@@ -209,7 +214,7 @@ def map_tf_variables(
             prefixes.add(top)
         if key in state_dict:
             raise TFCheckpointError(f"TF variables {tf_names[key]!r} and {name!r} both map to {key}")
-        state_dict[key] = _to_tensor(arr)
+        state_dict[key] = arr
         tf_names[key] = name
     if len(prefixes) > 1:
         raise TFCheckpointError("the TF checkpoint mixes Wav2Vec2 and HuBERT weights")
@@ -218,7 +223,7 @@ def map_tf_variables(
             "no Wav2Vec2 or HuBERT weights in the TF checkpoint (no variable under a 'wav2vec2' or 'hubert' layer)"
         )
     return TFLoadResult(
-        state_dict=state_dict,
+        state_dict=TensorMap(state_dict, _to_tensor),
         ignored=ignored_out,
         unexpected=unexpected,
         base_prefix=prefixes.pop(),
@@ -253,7 +258,8 @@ def check_expected_keys(
         keys = list(expected)
     expected_set = set(keys)
     prefix = result.base_prefix + "."
-    state = dict(result.state_dict)
+    stored = result.state_dict
+    state = {key: key for key in stored}  # model key -> stored key
     other = next(
         (p for p in BASE_PREFIXES if p != result.base_prefix and any(k.startswith(p + ".") for k in expected_set)),
         None,
@@ -266,11 +272,11 @@ def check_expected_keys(
         # a bare base model: its keys carry no prefix
         state = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
 
-    def strip(k: str) -> str:
-        return k[len(prefix) :] if k.startswith(prefix) else k
+    def shape_of(key: str) -> tuple[int, ...]:
+        return stored.shape(state[key]) if isinstance(stored, TensorMap) else tuple(stored[state[key]].shape)
 
     missing = sorted(k for k in expected_set if k not in state)
-    bad = [k for k in missing if not is_head_key(k) and not strip(k).startswith(_UNUSED_AT_INFERENCE)]
+    bad = [k for k in missing if not is_head_key(k) and not is_unused_at_inference(k)]
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise TFCheckpointError(f"the TF checkpoint has no weight for {bad[0]}{more}")
@@ -281,13 +287,14 @@ def check_expected_keys(
         else:
             notes.append(f"{k}: not in the TF checkpoint (unused at inference), initialised at load")
     unexpected = sorted(k for k in state if k not in expected_set)
-    adapted = {k: v for k, v in state.items() if k in expected_set}
+    taken = [k for k in state if k in expected_set]
     if shapes is not None and strict_shapes:
-        for k, v in adapted.items():
-            if tuple(v.shape) != shapes[k]:
+        for k in taken:  # before anything is read
+            if shape_of(k) != shapes[k]:
                 raise TFCheckpointError(
-                    f"TF weight for {k} has shape {list(v.shape)}, the model expects {list(shapes[k])}"
+                    f"TF weight for {k} has shape {list(shape_of(k))}, the model expects {list(shapes[k])}"
                 )
+    adapted = {k: stored[state[k]] for k in taken}
     return ExpectedKeysReport(state_dict=adapted, missing=missing, unexpected=unexpected, notes=notes)
 
 
@@ -316,8 +323,8 @@ def _read_config(directory: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json_file(path, TFCheckpointError)
+    except TFCheckpointError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -356,13 +363,13 @@ def load_tf_state_dict(source: str | os.PathLike[str], *, verify_crc: bool = Tru
     src = Path(source)
     fmt, path = _detect(src)
     if fmt == "h5":
-        result = map_tf_variables(read_keras_h5(path))
+        result = map_tf_variables(read_keras_h5(path, lazy=True))
         config_dir = path.parent
     elif fmt == "sharded_h5":
-        result = map_tf_variables(read_sharded_keras_h5(path))
+        result = map_tf_variables(read_sharded_keras_h5(path, lazy=True))
         config_dir = path.parent
     else:
-        bv = read_bundle_variables(path, verify_crc=verify_crc)
+        bv = read_bundle_variables(path, verify_crc=verify_crc, lazy=True)
         result = map_tf_variables(bv.variables, object_path=bv.kind == "object_path", ignored=bv.ignored)
         fmt = "bundle" if bv.object_based else "bundle_names"
         config_dir = Path(bv.prefix).parent

@@ -70,10 +70,16 @@ def classify(
                                                    show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: cuda when available).")] = "auto",
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16.")] = "float32",
-    quantize: Annotated[Optional[str], typer.Option(help="int8: dynamic int8 quantization of the linear layers "
-                                                         "(CPU, opt-in; scores move slightly).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (default: torch's choice).",
+    quantize: Annotated[Optional[str], typer.Option(help="int8: int8 linear layers (CPU, opt-in; scores move "
+                                                         "slightly): dynamic, or static with --calibrate.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads of the model (default: one per core).",
                                                    show_default=False)] = None,
+    backend: Annotated[str, typer.Option(help="auto | onnx | torch. onnx: ONNX Runtime on a graph exported once per "
+                                         "model and cached (CPU, float32 or int8; torch is not imported once the graph "
+                                         "is cached); auto: onnx for float32 on the CPU, else torch.")] = "auto",
+    calibrate: Annotated[Optional[list[Path]], typer.Option(help="With --quantize int8: static int8 calibrated on "
+                                                            "this audio (file or directory; repeatable; onnx "
+                                                            "backend).", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4); --engine ray: model "
                                                    "replicas (actors).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")] = False,
@@ -126,7 +132,7 @@ def classify(
     options = dict(batch_size=batch_size, max_batch_seconds=max_batch_seconds, chunk=chunk, window=window, hop=hop,
                    aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
                    labels=label_names, device=device, dtype=dtype, quantize=quantize, threads=threads, recursive=recursive,
-                   revision=revision)
+                   revision=revision, backend=backend, calibrate=[str(path) for path in calibrate or []] or None)
     with _StopSignals() as stop:
         try:
             if engine == "ray":

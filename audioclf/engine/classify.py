@@ -1,6 +1,7 @@
 """Classification: :class:`Classifier` and :func:`classify`, the public API behind ``audioclf classify``.
 
-A thin consumer of the shared pieces: :class:`~audioclf.engine.runner.ModelRunner` (the model),
+A thin consumer of the shared pieces: a runner (the model: :class:`~audioclf.engine.runner.ModelRunner` on torch or
+:class:`~audioclf.engine.onnx_runner.OnnxRunner` on ONNX Runtime, chosen by :func:`~audioclf.engine.runner.load_runner`),
 :class:`~audioclf.data.segments.Segmenter` (the audio), :class:`~audioclf.engine.stream.SegmentStream` (the loop)
 and :class:`~audioclf.engine.records.ScoreRecords` (the records). Per segment it computes label scores: the
 featurizer collates the batch, the model gives logits, the activation makes scores.
@@ -31,7 +32,7 @@ from audioclf.audio.channels import ChannelPolicy
 from audioclf.data.segments import PreparedFile, Segment, Segmenter
 from audioclf.data.sources import SourceItem, source_items
 from audioclf.engine.records import AGGREGATES, Record, ScoreRecords
-from audioclf.engine.runner import ACTIVATIONS, DEVICES, DTYPES, ModelRunner, activate, resolve_activation
+from audioclf.engine.runner import ACTIVATIONS, BACKENDS, DEVICES, DTYPES, activate, load_runner, resolve_activation
 from audioclf.engine.stream import FileResult, SegmentStream
 from audioclf.errors import OptionError
 
@@ -59,8 +60,14 @@ class ClassifyOptions:
         labels: only report these labels (names from the model's ``id2label``).
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), ``"mps"``.
         dtype: model precision: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
-        quantize: ``"int8"`` applies dynamic int8 quantization to the linear layers (CPU only; opt-in, it changes
-            scores slightly); ``None`` keeps the weights as they are.
+        quantize: ``"int8"``: int8 linear layers (CPU only; opt-in, it changes scores slightly): dynamic (activations
+            quantized per batch), or static with ``calibrate``; ``None`` keeps the weights as they are.
+        calibrate: audio files or directories whose activation ranges calibrate static int8 (``quantize="int8"``,
+            ONNX backend): use audio like the audio you will classify.
+        backend: ``"auto"``, ``"onnx"`` (ONNX Runtime on a graph exported once per checkpoint and cached; CPU,
+            float32 or int8) or ``"torch"`` (every device and dtype). ``auto`` picks ``onnx`` for a model given by
+            name that runs in float32 on the CPU when onnxruntime is installed, else ``torch``
+            (:func:`~audioclf.engine.runner.choose_backend`).
         threads: torch intra-op threads (``torch.set_num_threads``); ``None`` leaves torch's default.
         workers: decoding threads; default ``min(4, cpu_count)``.
         max_batch_seconds: most padded audio per batch (default 32 s on CPU, 320 s on accelerators).
@@ -81,6 +88,8 @@ class ClassifyOptions:
     device: str = "auto"
     dtype: str = "float32"
     quantize: str | None = None
+    calibrate: Sequence[str] | None = None
+    backend: str = "auto"
     threads: int | None = None
     workers: int | None = None
     max_batch_seconds: float | None = None
@@ -114,6 +123,9 @@ class ClassifyOptions:
         _require(self.quantize in (None, "int8"), "quantize", f"must be int8, got {self.quantize!r}")
         _require(self.quantize is None or str(self.dtype).removeprefix("torch.") == "float32", "quantize",
                  "int8 works on float32 models only")
+        _require(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        _require(not self.calibrate or self.quantize == "int8", "calibrate", "needs quantize int8")
+        _require(not self.calibrate or self.backend != "torch", "calibrate", "needs the onnx backend")
         _require(self.threads is None or self.threads >= 1, "threads", f"must be 1 or more, got {self.threads}")
         _require(self.workers is None or self.workers >= 1, "workers", f"must be 1 or more, got {self.workers}")
         _require(self.max_batch_seconds is None or _positive(self.max_batch_seconds), "max_batch_seconds",
@@ -168,8 +180,9 @@ class Classifier:
 
     def __init__(self, model: Any = None, **options: Any) -> None:
         self.options = opts = ClassifyOptions.checked(options)  # before importing torch: mistakes are reported at once
-        self.runner = ModelRunner(model, revision=opts.revision, device=opts.device, dtype=opts.dtype,
-                                  quantize=opts.quantize, threads=opts.threads)
+        self.runner = load_runner(model, backend=opts.backend, revision=opts.revision, device=opts.device,
+                                  dtype=opts.dtype, quantize=opts.quantize, calibrate=opts.calibrate,
+                                  threads=opts.threads)
         config = self.runner.config
         self.featurizer = self.runner.featurizer()
         self.segmenter = Segmenter.for_model(config, self.featurizer, channels=opts.channels, chunk=opts.chunk,
@@ -236,8 +249,8 @@ def classify(inputs: Any, model: Any = None, *, sampling_rate: int | None = None
         sampling_rate: the rate of bare arrays, in Hz.
         progress: called with a :class:`FileDone` for each finished input.
         **options: see :class:`ClassifyOptions` (``batch_size``, ``chunk``, ``window``, ``hop``, ``aggregate``,
-            ``channels``, ``top_k``, ``min_score``, ``activation``, ``labels``, ``device``, ``dtype``, ``threads``,
-            ``workers``, ``max_batch_seconds``, ``recursive``, ``revision``).
+            ``channels``, ``top_k``, ``min_score``, ``activation``, ``labels``, ``device``, ``dtype``, ``quantize``,
+            ``calibrate``, ``backend``, ``threads``, ``workers``, ``max_batch_seconds``, ``recursive``, ``revision``).
 
     Records: ``{"path", ["channel"], ["start", "end"], "labels": [{"label", "score"}, …], "model", ["revision"]}``
     (in-memory inputs: ``"index"``, their position in ``inputs``, instead of ``"path"``), or ``{"path" | "index",

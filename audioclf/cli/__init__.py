@@ -42,12 +42,14 @@ def _register_commands() -> None:
     from audioclf.cli.classify import classify
     from audioclf.cli.convert import convert
     from audioclf.cli.download import download
+    from audioclf.cli.export import export
     from audioclf.cli.inspect import inspect
 
     app.command()(classify)
     app.command()(download)
     app.command()(inspect)
     app.command()(convert)
+    app.command()(export)
     app.add_typer(cache_app, name="cache")
 
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 
 from audioclf.errors import AudioclfError, OptionError
 from audioclf.export.cache import CacheEntry, digest_files, entry_key, file_digest, open_or_build
+from audioclf.fileio import atomic_path
 
 __all__ = ["EXPORT_FORMAT", "GRAPH_NAME", "VARIANTS", "ModelFiles", "cached_graph", "calibration_batches",
            "export_model", "model_files"]
@@ -169,12 +170,13 @@ def export_model(model: str | os.PathLike[str] | None, target: str | os.PathLike
     files = model_files(model, revision)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    data = target.parent / (target.name + DATA_SUFFIX)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        export_onnx(_load_torch_model(files), files.featurizer, scratch / target.name,
-                    data_name=target.name + DATA_SUFFIX)
-        os.replace(scratch / (target.name + DATA_SUFFIX), target.parent / (target.name + DATA_SUFFIX))
-        os.replace(scratch / target.name, target)
+        export_onnx(_load_torch_model(files), files.featurizer, scratch / target.name, data_name=data.name)
+        for written, final in ((scratch / data.name, data), (scratch / target.name, target)):  # the graph last
+            with atomic_path(final) as temporary:
+                os.replace(written, temporary)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target

@@ -76,6 +76,11 @@ class ModelRunner:
             torch.set_num_threads(threads)
         self.device = _resolve_device(device)
         self.dtype = getattr(torch, str(dtype).removeprefix("torch."))
+        if self.device.type == "cuda" and self.dtype == torch.float32:
+            # float32 means float32: no TF32 tensor-core rounding in the convs (cuDNN's default) or matmuls, so GPU
+            # scores equal the CPU's within float32 rounding
+            torch.backends.cudnn.conv.fp32_precision = "ieee"
+            torch.backends.cuda.matmul.fp32_precision = "ieee"
         if model is None or isinstance(model, (str, os.PathLike)):
             self.name = os.fspath(model) if model is not None else DEFAULT_MODEL_NAME
             loaded = AutoModelForAudioClassification.from_pretrained(self.name, dtype=self.dtype, revision=revision)

@@ -36,7 +36,7 @@ class OnnxRunner:
         model: model directory, weights file, Hub id, or ``None`` for the default model.
         revision: Hub revision.
         quantize: ``None`` (float32), ``"int8"`` (dynamic int8 linear layers) or, with ``calibrate``, static int8 of
-            the linear and conv layers with activation ranges measured on that audio.
+            the linear layers (matmuls) with activation ranges measured on that audio.
         calibrate: audio files or directories for static int8.
         threads: runtime threads (``None``: one per core).
         prepack: repack the weights for the GEMM kernels when the session opens (see

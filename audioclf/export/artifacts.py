@@ -27,7 +27,7 @@ __all__ = ["EXPORT_FORMAT", "GRAPH_NAME", "VARIANTS", "ModelFiles", "cached_grap
            "export_model", "model_files"]
 
 #: bump whenever the exporter changes the graph it writes for the same checkpoint (part of every cache key)
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 GRAPH_NAME = "model.onnx"
 VARIANTS = ("fp32", "int8", "int8-static")
 #: most segments of calibration audio used for ``int8-static``

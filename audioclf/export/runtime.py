@@ -7,7 +7,9 @@
   because a saved graph must stay valid on any CPU that reads the cache;
 * :func:`quantize_dynamic_graph` — int8 weights, activations quantized per batch at run time;
 * :func:`quantize_static_graph` — int8 weights (per channel) and activations with ranges calibrated on audio,
-  QDQ format, so the runtime fuses them into integer kernels.
+  QDQ format, so the runtime fuses them into integer kernels. The matmuls only: the conv stack stays float32
+  (quantizing its convs too cost the bundled model 3.3 points of held-out accuracy, 0.8 with the first conv kept
+  float; the matmuls alone cost none).
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ def quantize_dynamic_graph(source: Path, target: Path) -> None:
 
 def quantize_static_graph(source: Path, target: Path, batches: Iterable[Mapping[str, np.ndarray]]) -> None:
     """int8 ``target`` from ``source`` with activation ranges calibrated on ``batches`` (the featurizer's arrays,
-    one input per batch): weights per output channel (symmetric), activations asymmetric uint8 (percentile ranges
-    ignore rare outliers), QDQ format."""
+    one input per batch): the MatMul nodes' weights per output channel (symmetric), their activations asymmetric
+    uint8 (percentile ranges ignore rare outliers), QDQ format; convolutions stay float32."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static
 
@@ -97,7 +99,7 @@ def quantize_static_graph(source: Path, target: Path, batches: Iterable[Mapping[
 
     quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["MatMul", "Conv"], calibrate_method=CalibrationMethod.Percentile,
+                    op_types_to_quantize=["MatMul"], calibrate_method=CalibrationMethod.Percentile,
                     use_external_data_format=True,
                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibPercentile": 99.999,
                                    "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False})

@@ -18,6 +18,8 @@ One run times, on the same model directory, the same files and the same thread c
 * ``forward``      - raw forward in one process, interleaved: transformers, audioclf on each backend, the peer graph
                      in ONNX Runtime and OpenVINO, on an 8 x 1 s and a 1 x 10 s batch.
 * ``api-bf16``     - the API with ``dtype="bfloat16"`` (torch backend).
+* ``api-cuda``     - the API on the GPU (``device="cuda"``, torch backend) in float32; ``api-cuda-fp16`` /
+                     ``api-cuda-bf16`` in half precision (rows only with ``--precision cuda,...`` on a CUDA machine).
 * ``api-int8``     - the API with ``quantize="int8"`` (ONNX Runtime dynamic int8 linear layers);
   ``api-int8-static`` with ``calibrate`` (a separate set of 16 clips of the same kind); ``api-int8-torch`` on the
                      fp32 model after ``torch.ao.quantization.quantize_dynamic`` of its linear layers.
@@ -74,6 +76,10 @@ DEFAULT_CACHE = ROOT / ".bench-cache"
 RATE = 16000
 SEED = 20240611
 LABELS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_silence_", "_unknown_"]
+#: --precision choices: CPU rows, then GPU rows (the API with device="cuda"; float32, float16, bfloat16)
+PRECISIONS = ("bf16", "int8", "int8-static", "int8-torch", "cuda", "cuda-fp16", "cuda-bf16")
+#: API engines that run in half precision (the torch backend); every other engine runs float32
+ENGINE_DTYPES = {"api-bf16": "bfloat16", "api-cuda-fp16": "float16", "api-cuda-bf16": "bfloat16"}
 ROOFLINE_W2V2_BASE_FP32_2T = 17.0  # audio-s/s: the fp32 compute bound of a base model on the reference 2-core CPU
 
 # name -> transformers architecture, config overrides, whether the preprocessor asks for an attention mask
@@ -280,9 +286,11 @@ def worker(spec: dict) -> None:
         from audioclf.engine.classify import Classifier
 
         model: object = model_dir
-        options: dict = {"dtype": "bfloat16" if engine == "api-bf16" else "float32"}
+        options: dict = {"dtype": ENGINE_DTYPES.get(engine, "float32")}
         if engine in ("api-torch", "api-bf16"):
             options["backend"] = "torch"
+        elif engine.startswith("api-cuda"):
+            options.update(backend="torch", device="cuda")
         elif engine == "api-int8":
             options["quantize"] = "int8"
         elif engine == "api-int8-static":
@@ -933,8 +941,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help="models: w2v2-base,hubert-large,sewd-mid (default all; with --quick "
                         "w2v2-base)")
     parser.add_argument("--precision", default="bf16,int8,int8-static,int8-torch",
-                        help=f"reduced-precision rows for {BASE_MODEL}: bf16,int8,int8-static,int8-torch or none "
-                        "(default all)")
+                        help=f"reduced-precision and device rows for {BASE_MODEL}: {','.join(PRECISIONS)} or none "
+                        "(default: the CPU ones, bf16,int8,int8-static,int8-torch)")
     parser.add_argument("--no-peers", dest="peers", action="store_false",
                         help="skip the ONNX Runtime / OpenVINO peers (scripts and raw forward)")
     parser.add_argument("--no-sf", dest="sf", action="store_false",
@@ -960,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     args.precision = [] if args.precision.strip() in ("", "none") else [p.strip() for p in args.precision.split(",")]
     for value, allowed, flag in ((args.sets, SETS, "--sets"), (args.models, MODELS, "--models"),
-                                 (args.precision, ("bf16", "int8", "int8-static", "int8-torch"), "--precision")):
+                                 (args.precision, PRECISIONS, "--precision")):
         unknown = [v for v in value if v not in allowed]
         if unknown:
             parser.error(f"{flag}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")

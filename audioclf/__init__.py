@@ -1,4 +1,5 @@
-"""audioclf: audio classification with plain-PyTorch Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat.
+"""audioclf: audio classification with plain-PyTorch Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech, UniSpeechSat, AST
+and Whisper models.
 
 Heavy submodules (torch and the models) are imported on first use, so ``import audioclf`` stays cheap.
 """

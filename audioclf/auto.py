@@ -21,7 +21,9 @@ from audioclf.errors import AudioclfError, CheckpointError, ConfigError
 _NAME_PATTERNS: tuple[tuple[str, str], ...] = tuple(sorted(
     [("unispeech-sat", "unispeech-sat"), ("unispeech_sat", "unispeech-sat"), ("unispeechsat", "unispeech-sat"),
      ("sew-d", "sew-d"), ("sew_d", "sew-d"), ("sewd", "sew-d"), ("unispeech", "unispeech"),
-     ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew")],
+     ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew"),
+     ("audio-spectrogram-transformer", "audio-spectrogram-transformer"),
+     ("audio_spectrogram_transformer", "audio-spectrogram-transformer"), ("whisper", "whisper")],
     key=lambda item: -len(item[0]),
 ))
 
@@ -287,7 +289,11 @@ class AutoModelForAudioClassification:
 
 
 class AutoFeatureExtractor:
-    """Reads ``preprocessor_config.json`` (defaults when it is absent) into a feature extractor."""
+    """Reads a model's feature-extractor settings into the featurizer its ``feature_extractor_type`` names: the
+    waveform ``FeatureExtractor`` (``Wav2Vec2FeatureExtractor``), ``ASTFeatureExtractor`` or
+    ``WhisperFeatureExtractor``. Settings come from ``processor_config.json`` (its ``feature_extractor`` entry) or
+    ``preprocessor_config.json``, else the defaults of the model type (see
+    :func:`audioclf.audio.features.featurizer_settings`)."""
 
     def __init__(self) -> None:
         raise EnvironmentError("AutoFeatureExtractor is not meant to be instantiated: use "
@@ -295,16 +301,15 @@ class AutoFeatureExtractor:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, subfolder: str = "", **kwargs: Any):
-        from audioclf.audio.features import FeatureExtractor, FeatureExtractorConfig
+        """Keyword arguments other than the Hub ones replace settings (validated like the file's)."""
+        from audioclf.audio.features import featurizer_from_dict, load_featurizer
 
         hub = {key: kwargs.pop(key) for key in _HUB_KWARGS if key in kwargs}
         kwargs.pop("resume_download", None)
         path = Path(os.fspath(pretrained_model_name_or_path)).expanduser()
-        if path.is_file():
-            fe_config = FeatureExtractorConfig.from_pretrained(path)
-        else:
-            source = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub, weights=False)
-            fe_config = FeatureExtractorConfig.from_pretrained(source.directory)
-        for key, value in kwargs.items():
-            setattr(fe_config, key, value)
-        return FeatureExtractor(fe_config)
+        if not path.is_file():
+            path = resolve_source(pretrained_model_name_or_path, subfolder=subfolder, hub=hub, weights=False).directory
+        featurizer = load_featurizer(path)
+        if kwargs:
+            featurizer = featurizer_from_dict({**featurizer.config.to_dict(), **kwargs})
+        return featurizer

@@ -48,6 +48,8 @@ SIZE_LIMITS: dict[str, int] = {
     "squeeze_factor": 64,
     "position_buckets": 65536,
     "max_position_embeddings": 65536,
+    "spectrogram_patches": 65536,  # AST patches per input (the position table has one row each); AudioSet AST: 1212
+    "num_mel_bins": 512,
     "mask_length": 100_000,  # mask_time_length, mask_feature_length and the min_masks counts
     # weights of the transformer layers, num_hidden_layers * (4 D^2 + 2 D I): XLS-R 2B has 2.1e9
     "transformer_parameters": 20_000_000_000,
@@ -215,8 +217,8 @@ HEAD: dict[str, Field] = {
                           optional(one_of(*PROBLEM_TYPES))),
     "output_hidden_states": Field(False, "return every hidden state unless forward says otherwise", boolean),
     "output_attentions": Field(False, "return every attention map unless forward says otherwise", boolean),
-    "tie_last_hidden_states": Field(False, "make the last hidden state the encoder output after a stable model's "
-                                           "final LayerNorm (the transformers 4.x rule; TF checkpoints need it)",
+    "tie_last_hidden_states": Field(False, "make the last hidden state the encoder output after its final LayerNorm "
+                                           "(transformers 4.x for stable models, TF checkpoints; Whisper's default)",
                                     boolean),
     "initializer_range": Field(0.02, "standard deviation of the random initialisation of linear layers",
                                positive_real),
@@ -291,19 +293,30 @@ SEW_D: dict[str, Field] = {
 
 @dataclass(frozen=True)
 class Architecture:
-    """What one ``model_type`` reads: its checkpoint key prefix and its declared fields (with its defaults)."""
+    """What one ``model_type`` reads: its checkpoint key prefix and its declared fields (with its defaults).
+
+    ``aliases``: other names of declared fields (``transformers``' ``attribute_map``): read and assigned as the field
+    they name, and a ``config.json`` value under an alias wins over the field's own key, as in ``transformers``.
+    ``feed_forward_field``: the field holding the feed-forward width (for the size limit and descriptions).
+    ``check``: architecture-specific validation beyond the per-field checks (raises :class:`ConfigError`).
+    """
 
     model_type: str
     base_prefix: str
     fields: Mapping[str, Field] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    feed_forward_field: str = "intermediate_size"
+    check: Callable[["ModelConfig"], None] | None = None
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
 def register_architecture(model_type: str, base_prefix: str, *groups: Mapping[str, Field],
-                          **defaults: Any) -> Architecture:
-    """Declare ``model_type``: the union of field ``groups``, with ``defaults`` overriding their defaults."""
+                          aliases: Mapping[str, str] | None = None, feed_forward_field: str = "intermediate_size",
+                          check: Callable[["ModelConfig"], None] | None = None, **defaults: Any) -> Architecture:
+    """Declare ``model_type``: the union of field ``groups``, with ``defaults`` overriding their defaults (see
+    :class:`Architecture` for the other arguments)."""
     fields: dict[str, Field] = {}
     for group in groups:
         fields.update(group)
@@ -312,7 +325,10 @@ def register_architecture(model_type: str, base_prefix: str, *groups: Mapping[st
         raise ValueError(f"defaults for undeclared fields of {model_type}: {sorted(unknown)}")
     for name, value in defaults.items():
         fields[name] = replace(fields[name], default=value)
-    ARCHITECTURES[model_type] = Architecture(model_type, base_prefix, fields)
+    aliases = dict(aliases or {})
+    if not set(aliases.values()) | {feed_forward_field} <= set(fields):
+        raise ValueError(f"aliases or feed_forward_field of {model_type} name undeclared fields")
+    ARCHITECTURES[model_type] = Architecture(model_type, base_prefix, fields, aliases, feed_forward_field, check)
     return ARCHITECTURES[model_type]
 
 
@@ -325,6 +341,73 @@ register_architecture("sew-d", "sew_d", *_BASE, SEW_D_DROPOUT, SPEC_AUGMENT, SQU
                       **{k: list(v) for k, v in _SEW_CONV.items()}, hidden_act="gelu_python", layer_norm_eps=1e-7)
 register_architecture("unispeech", "unispeech", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY)
 register_architecture("unispeech-sat", "unispeech_sat", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY)
+
+
+# -- spectrogram transformers: AST (ViT over Kaldi fbank patches) and the Whisper encoder ----------------------------
+#: the head's output switches, without the pooled-frames head's own fields (AST has a different head)
+CLASSIFIER_OUTPUTS: dict[str, Field] = {name: HEAD[name] for name in (
+    "problem_type", "output_hidden_states", "output_attentions", "tie_last_hidden_states")}
+#: the pooled-frames head (projector, mean, classifier) and its optional weighted layer sum
+POOLED_FRAMES_HEAD: dict[str, Field] = {name: HEAD[name] for name in ("use_weighted_layer_sum", "classifier_proj_size")}
+
+AST: dict[str, Field] = {
+    **{name: TRANSFORMER[name] for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                             "intermediate_size", "hidden_act", "layer_norm_eps")},
+    "qkv_bias": Field(True, "bias on the query, key and value projections", boolean),
+    "patch_size": Field(16, "side of the square patches cut from the spectrogram (frames and mel bins)",
+                        integer(1, "num_mel_bins")),
+    "frequency_stride": Field(10, "step between patches along the mel axis", integer(1, "num_mel_bins")),
+    "time_stride": Field(10, "step between patches along the time axis", integer(1, "num_mel_bins")),
+    "max_length": Field(1024, "spectrogram frames per input (fixes the number of patches and position embeddings)",
+                        integer(1, "spectrogram_patches")),
+    "num_mel_bins": Field(128, "mel bins per spectrogram frame", integer(1, "num_mel_bins")),
+    "hidden_dropout_prob": Field(0.0, "dropout on the embeddings and on each residual branch's output", probability),
+    "attention_probs_dropout_prob": Field(0.0, "dropout on the attention probabilities", probability),
+    "initializer_range": HEAD["initializer_range"],
+}
+
+
+def patch_grid(config: "ModelConfig") -> tuple[int, int]:
+    """AST's patches per input: ``(along the mel axis, along time)``."""
+    return ((config.num_mel_bins - config.patch_size) // config.frequency_stride + 1,
+            (config.max_length - config.patch_size) // config.time_stride + 1)
+
+
+def _check_ast(config: "ModelConfig") -> None:
+    if config.patch_size > min(config.num_mel_bins, config.max_length):
+        raise ConfigError(f"patch_size ({config.patch_size}) must not exceed num_mel_bins ({config.num_mel_bins}) "
+                          f"or max_length ({config.max_length})")
+    patches = math.prod(patch_grid(config))
+    if patches > SIZE_LIMITS["spectrogram_patches"]:
+        raise ConfigError(f"{patches} patches per input exceed the limit {SIZE_LIMITS['spectrogram_patches']} "
+                          "(audioclf.config.SIZE_LIMITS['spectrogram_patches'])")
+
+
+WHISPER: dict[str, Field] = {
+    "d_model": Field(384, "encoder width D (alias hidden_size)", integer(2, "hidden_size")),
+    "encoder_layers": Field(4, "number of encoder layers (alias num_hidden_layers)", integer(0, "num_hidden_layers")),
+    "encoder_attention_heads": Field(6, "attention heads per encoder layer (alias num_attention_heads; must divide "
+                                        "d_model)", integer(1, "num_attention_heads")),
+    "encoder_ffn_dim": Field(1536, "encoder feed-forward inner width", integer(1, "intermediate_size")),
+    "activation_function": Field("gelu", "encoder feed-forward activation", activation_name),
+    "num_mel_bins": Field(80, "mel bins of the input features", integer(1, "num_mel_bins")),
+    "max_source_positions": Field(1500, "encoder frames; inputs have exactly twice as many mel frames",
+                                  integer(1, "max_position_embeddings")),
+    "dropout": Field(0.0, "dropout on the embeddings and on each residual branch's output", probability),
+    "attention_dropout": Field(0.0, "dropout on the attention probabilities", probability),
+    "activation_dropout": Field(0.0, "dropout after the feed-forward activation", probability),
+    "encoder_layerdrop": Field(0.0, "probability of skipping each encoder layer in training", probability),
+    "init_std": Field(0.02, "standard deviation of the random initialisation of linear and conv layers",
+                      positive_real),
+}
+
+register_architecture("audio-spectrogram-transformer", "audio_spectrogram_transformer", AST, CLASSIFIER_OUTPUTS,
+                      check=_check_ast, layer_norm_eps=1e-12)
+# transformers' WhisperForAudioClassification ties the last hidden state to the final LayerNorm's output by default
+register_architecture("whisper", "encoder", WHISPER, POOLED_FRAMES_HEAD, CLASSIFIER_OUTPUTS,
+                      aliases={"hidden_size": "d_model", "num_hidden_layers": "encoder_layers",
+                               "num_attention_heads": "encoder_attention_heads"},
+                      feed_forward_field="encoder_ffn_dim", tie_last_hidden_states=True)
 
 #: model_type -> the attribute (and checkpoint key prefix) holding the base model.
 BASE_PREFIXES: dict[str, str] = {name: spec.base_prefix for name, spec in ARCHITECTURES.items()}
@@ -373,12 +456,17 @@ class ModelConfig:
             raise ConfigError(
                 f"unsupported model_type {model_type!r}; supported types: {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
-        values = {name: copy.deepcopy(spec.default) for name, spec in ARCHITECTURES[model_type].fields.items()}
+        architecture = ARCHITECTURES[model_type]
+        values = {name: copy.deepcopy(spec.default) for name, spec in architecture.fields.items()}
         values.update(kwargs)
+        for alias, name in architecture.aliases.items():  # a value under an alias wins, as in transformers
+            if alias in values:
+                values[name] = values.pop(alias)
         id2label, label2id = _label_dicts(values)
         values.pop("num_labels", None)
-        conv_dim = values.get("conv_dim")
-        values["num_feat_extract_layers"] = len(conv_dim) if isinstance(conv_dim, (list, tuple)) else 0
+        if "conv_dim" in architecture.fields:
+            conv_dim = values.get("conv_dim")
+            values["num_feat_extract_layers"] = len(conv_dim) if isinstance(conv_dim, (list, tuple)) else 0
         values["id2label"], values["label2id"] = id2label, label2id
         object.__setattr__(self, "model_type", model_type)
         for key, value in values.items():
@@ -405,7 +493,16 @@ class ModelConfig:
         if len(self.id2label) != value:
             self.id2label, self.label2id = _label_dicts({"num_labels": value})
 
+    def __getattr__(self, name: str) -> Any:
+        """An alias (``hidden_size`` of Whisper) reads the field it names."""
+        model_type = self.__dict__.get("model_type")
+        target = ARCHITECTURES[model_type].aliases.get(name) if model_type in ARCHITECTURES else None
+        if target is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self, target)
+
     def __setattr__(self, key: str, value: Any) -> None:
+        key = self.architecture.aliases.get(key, key)
         if key == "id2label":
             value, label2id = _label_dicts({"id2label": value})
             object.__setattr__(self, "label2id", label2id)
@@ -416,6 +513,11 @@ class ModelConfig:
     def base_prefix(self) -> str:
         """Attribute name and checkpoint key prefix of the base model (``sew_d`` for ``sew-d``)."""
         return self.architecture.base_prefix
+
+    @property
+    def feed_forward_size(self) -> int:
+        """The feed-forward inner width (``intermediate_size``; Whisper: ``encoder_ffn_dim``)."""
+        return getattr(self, self.architecture.feed_forward_field)
 
     @property
     def position_attention_types(self) -> tuple[str, ...]:
@@ -430,18 +532,22 @@ class ModelConfig:
     # -- validation ---------------------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ConfigError` (one line) if the config cannot describe a working classifier."""
-        for name, spec in self.architecture.fields.items():
+        architecture = self.architecture
+        declared = set(architecture.fields) | set(architecture.aliases)
+        for name, spec in architecture.fields.items():
             spec.check(name, getattr(self, name))
-        if not len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride):
+        if "conv_dim" in declared and not len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride):
             raise ConfigError(
                 "conv_dim, conv_kernel and conv_stride must have the same length, got "
                 f"{len(self.conv_dim)}, {len(self.conv_kernel)} and {len(self.conv_stride)}"
             )
         for divisor in ("num_attention_heads", "num_conv_pos_embedding_groups"):
-            if self.hidden_size % getattr(self, divisor):
+            if divisor in declared and self.hidden_size % getattr(self, divisor):
                 raise ConfigError(f"hidden_size ({self.hidden_size}) must be divisible by {divisor} "
                                   f"({getattr(self, divisor)})")
-        weights = self.num_hidden_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.intermediate_size)
+        if architecture.check is not None:
+            architecture.check(self)
+        weights = self.num_hidden_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.feed_forward_size)
         if weights > SIZE_LIMITS["transformer_parameters"]:
             raise ConfigError(f"the transformer layers would hold {weights:.3g} weights, more than the limit "
                               f"{SIZE_LIMITS['transformer_parameters']:.3g} "

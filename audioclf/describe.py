@@ -31,8 +31,9 @@ class ModelDescription:
     num_hidden_layers: int
     num_attention_heads: int
     intermediate_size: int
-    conv_layers: int
-    feat_extract_norm: str
+    front_end: str
+    conv_layers: int | None
+    feat_extract_norm: str | None
     do_stable_layer_norm: bool | None
     use_weighted_layer_sum: bool
     parameters: int
@@ -51,13 +52,27 @@ class ModelDescription:
         return facts
 
 
+def front_end(config: Any) -> str:
+    """One line on what turns the input into the transformer's frames."""
+    if config.model_type == "audio-spectrogram-transformer":
+        from audioclf.config import patch_grid
+
+        return (f"{config.patch_size}x{config.patch_size} patches every {config.frequency_stride} mel bins and "
+                f"{config.time_stride} frames of a {config.max_length} x {config.num_mel_bins} spectrogram "
+                f"({patch_grid(config)[0] * patch_grid(config)[1]} patches)")
+    if config.model_type == "whisper":
+        return (f"2 convs over {config.num_mel_bins} mel bins x {2 * config.max_source_positions} frames "
+                f"({config.max_source_positions} encoder frames)")
+    return f"{len(config.conv_dim)} conv layers ({config.feat_extract_norm} norm)"
+
+
 def describe_model(model: str | os.PathLike, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
                    token: str | bool | None = None) -> ModelDescription:
     """Describe ``model``: a Hub id, a local checkpoint directory, or a ``config.json`` file. A Hub model's config
     files are fetched (or found in the cache); its weights are not."""
     import torch
 
-    from audioclf.audio.features import FeatureExtractorConfig
+    from audioclf.audio.features import load_featurizer
     from audioclf.auto import AutoConfig, resolve_source
     from audioclf.checkpoints.files import list_weight_files
     from audioclf.models import model_class
@@ -73,7 +88,7 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
                                 weights=False)
         directory = source.directory
         config = AutoConfig.from_pretrained(directory)
-    features = FeatureExtractorConfig.from_pretrained(directory)
+    featurizer = load_featurizer(directory)
     with torch.device("meta"):
         classifier = model_class(config.model_type)(config)
     parameters = sum(p.numel() for p in classifier.parameters())
@@ -97,21 +112,22 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
         architecture=type(classifier).__name__,
         architectures=getattr(config, "architectures", None),
         model_type=config.model_type,
-        sampling_rate=features.sampling_rate,
+        sampling_rate=featurizer.sampling_rate,
         num_labels=config.num_labels,
         labels=[config.id2label[i] for i in range(config.num_labels)],
         problem_type=config.problem_type,
         hidden_size=config.hidden_size,
         num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        conv_layers=len(config.conv_dim),
-        feat_extract_norm=config.feat_extract_norm,
+        intermediate_size=config.feed_forward_size,
+        front_end=front_end(config),
+        conv_layers=len(config.conv_dim) if hasattr(config, "conv_dim") else None,
+        feat_extract_norm=getattr(config, "feat_extract_norm", None),
         do_stable_layer_norm=getattr(config, "do_stable_layer_norm", None),
-        use_weighted_layer_sum=config.use_weighted_layer_sum,
+        use_weighted_layer_sum=getattr(config, "use_weighted_layer_sum", False),
         parameters=parameters,
         size_fp32_bytes=parameters * 4,
         weights_files=list_weight_files(directory),
-        feature_extractor=features.to_dict(),
+        feature_extractor=featurizer.config.to_dict(),
         **hub_facts,
     )

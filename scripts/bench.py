@@ -41,13 +41,16 @@ Medians over ``--repeats`` are reported, ratios first: these machines are shared
 
 Models (built once with ``transformers`` from configs, random weights with a fixed seed, cached under
 ``.bench-cache/``): ``w2v2-base`` (wav2vec2-base sized: 94.6 M parameters, weighted layer sum, group-norm conv stack,
-no attention mask), ``hubert-large`` (24 x 1024, stable layer norm, layer-norm conv stack, attention mask) and
-``sewd-mid`` (SEW-D, 24 x 512). The classifier head is calibrated on a few extra clips (centred and scaled so
+no attention mask), ``hubert-large`` (24 x 1024, stable layer norm, layer-norm conv stack, attention mask),
+``sewd-mid`` (SEW-D, 24 x 512) and ``ast-audioset`` (AST sized like MIT/ast-finetuned-audioset-10-10-0.4593: 12 x
+768, 1024 frames x 128 mel bins, 10/10 patch strides, 527 labels, its feature extractor's AudioSet statistics; every
+input is padded to 10.24 s, so a 1 s clip costs as much as a 10 s one). The classifier head is calibrated on a few extra clips (centred and scaled so
 logits spread by about 2 across inputs): with a raw random head every input gets the same top-1 label, which would
 make top-1 agreement meaningless. Audio (deterministic tones, vibrato and coloured noise, 16-bit WAV): ``1s``
 (64 x 1 s, 16 kHz), ``10s`` (16 x 10 s, 16 kHz), ``60s`` (4 x 60 s, 44.1 kHz stereo) and ``long`` (one 1 h file,
 16 kHz; CLI only, with ``--long``). ``w2v2-base`` runs every selected set; the other models run the ``1s`` set
-(``hubert-large`` its first ``--large-clips`` files).
+(``hubert-large`` its first ``--large-clips`` files), ``ast-audioset`` the first ``--ast-clips`` files of ``1s`` and
+``10s``.
 
 Examples::
 
@@ -91,6 +94,9 @@ MODELS = {
     "sewd-mid": {"arch": "sew-d", "mask": False, "config": {
         "hidden_size": 512, "num_hidden_layers": 24, "num_attention_heads": 8, "intermediate_size": 2048,
         "use_weighted_layer_sum": True}},
+    # the AST defaults are the AudioSet checkpoint's sizes
+    "ast-audioset": {"arch": "audio-spectrogram-transformer", "mask": False, "labels": 527, "sets": ("1s", "10s"),
+                     "config": {}},
 }
 _TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
          "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "classifier_proj_size": 32}
@@ -100,6 +106,9 @@ QUICK_MODELS = {
         _TINY, conv_dim=(32,) * 7, feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
         use_weighted_layer_sum=True)},
     "sewd-mid": {"arch": "sew-d", "mask": False, "config": dict(_TINY, conv_dim=(32,) * 13, use_weighted_layer_sum=True)},
+    "ast-audioset": {"arch": "audio-spectrogram-transformer", "mask": False, "labels": 527, "sets": ("1s", "10s"),
+                     "config": {k: _TINY[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                      "intermediate_size")}},
 }
 
 # name -> files, seconds each, sample rate, channels
@@ -186,35 +195,42 @@ def build_model(name: str, spec: dict, directory: Path) -> None:
         "wav2vec2": (T.Wav2Vec2Config, T.Wav2Vec2ForSequenceClassification),
         "hubert": (T.HubertConfig, T.HubertForSequenceClassification),
         "sew-d": (T.SEWDConfig, T.SEWDForSequenceClassification),
+        "audio-spectrogram-transformer": (T.ASTConfig, T.ASTForAudioClassification),
     }[spec["arch"]]
-    config = config_cls(num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-                        label2id={label: i for i, label in enumerate(LABELS)}, **spec["config"])
+    labels = [f"class-{i}" for i in range(spec["labels"])] if "labels" in spec else LABELS
+    config = config_cls(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                        label2id={label: i for i, label in enumerate(labels)}, **spec["config"])
     torch.manual_seed(SEED)
     model = model_cls(config).eval()
+    if spec["arch"] == "audio-spectrogram-transformer":
+        extractor, head = T.ASTFeatureExtractor(), model.classifier.dense  # AudioSet statistics, 1024 frames
+    else:
+        extractor = T.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=RATE, padding_value=0.0,
+                                               do_normalize=True, return_attention_mask=spec["mask"])
+        head = model.classifier
 
     # Calibrate the head: centre the pooled features of a few clips and scale the logits to a spread of ~2.
     rng = np.random.default_rng([SEED, 999])
     pooled = []
-    hook = model.classifier.register_forward_hook(lambda module, args, output: pooled.append(args[0].detach()))
+    hook = head.register_forward_hook(lambda module, args, output: pooled.append(args[0].detach()))
     with torch.no_grad():
         for _ in range(8):
             wave = synth(rng, RATE, RATE, 1)[:, 0]
-            wave = (wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)
-            model(torch.from_numpy(wave)[None])
+            inputs = extractor(wave, sampling_rate=RATE, return_tensors="pt")
+            model(inputs[extractor.model_input_names[0]])
     hook.remove()
     features = torch.cat(pooled)
     centre = features.mean(dim=0)
     with torch.no_grad():
-        weight = model.classifier.weight
+        weight = head.weight
         spread = float(((features - centre) @ weight.T).std())
         weight.mul_(2.0 / max(spread, 1e-6))
-        model.classifier.bias.copy_(-(weight @ centre))
+        head.bias.copy_(-(weight @ centre))
 
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
-    T.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=RATE, padding_value=0.0, do_normalize=True,
-                               return_attention_mask=spec["mask"]).save_pretrained(partial)
+    extractor.save_pretrained(partial)
     (partial / "bench-model.json").write_text(json.dumps(
         {"name": name, "parameters": sum(p.numel() for p in model.parameters()), **spec}, indent=1))
     partial.replace(directory)
@@ -591,9 +607,10 @@ class Bench:
         raw: dict[tuple[str, str], list] = {}
         plan = []
         for model in args.models:
-            sets = list(args.sets) if model == BASE_MODEL else [s for s in args.sets if s == "1s"]
+            runs_sets = (QUICK_MODELS if self.quick else MODELS)[model].get("sets", ("1s",))
+            sets = list(args.sets) if model == BASE_MODEL else [s for s in args.sets if s in runs_sets]
             if not sets:
-                log(f"note: {model} runs the 1s set only, which --sets leaves out; skipped")
+                log(f"note: {model} runs the {', '.join(runs_sets)} set(s) only, which --sets leaves out; skipped")
                 continue
             model_engines = engines if model == BASE_MODEL else ["pipeline", "api", "cli"]
             plan.append((model, sets, model_engines))
@@ -601,7 +618,8 @@ class Bench:
         def files_for(model: str):
             def pick(name: str) -> list[str]:
                 files = self.set_files(name)
-                return files[: args.large_clips] if model == "hubert-large" else files
+                limit = {"hubert-large": args.large_clips, "ast-audioset": args.ast_clips}.get(model)
+                return files[:limit] if limit else files
             return pick
 
         for repeat in range(args.repeats):
@@ -938,8 +956,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (default 3)")
     parser.add_argument("--sets", default="1s,10s,60s", help="audio sets: 1s,10s,60s (default all)")
-    parser.add_argument("--models", help="models: w2v2-base,hubert-large,sewd-mid (default all; with --quick "
-                        "w2v2-base)")
+    parser.add_argument("--models", help="models: w2v2-base,hubert-large,sewd-mid,ast-audioset (default all; with "
+                        "--quick w2v2-base)")
     parser.add_argument("--precision", default="bf16,int8,int8-static,int8-torch",
                         help=f"reduced-precision and device rows for {BASE_MODEL}: {','.join(PRECISIONS)} or none "
                         "(default: the CPU ones, bf16,int8,int8-static,int8-torch)")
@@ -948,6 +966,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sf", dest="sf", action="store_false",
                         help="skip pipeline-sf (the pipeline on soundfile-decoded arrays)")
     parser.add_argument("--large-clips", type=int, default=16, help="1 s clips for hubert-large (default 16)")
+    parser.add_argument("--ast-clips", type=int, default=6,
+                        help="files of each set for ast-audioset (default 6; every one costs a 10.24 s input)")
     parser.add_argument("--long", action="store_true", help="also the 1-hour file through the CLI (minutes)")
     parser.add_argument("--json", type=Path, help="write the JSON report here (default <cache-dir>/results.json)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"models and audio (default {DEFAULT_CACHE})")
@@ -981,7 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {"machine": machine(), "settings": {
             "quick": args.quick, "threads": args.threads, "repeats": args.repeats, "sets": args.sets,
             "models": args.models, "precision": args.precision, "pipeline_sf": args.sf, "large_clips": args.large_clips,
-            "peers": args.peers,
+            "peers": args.peers, "ast_clips": args.ast_clips,
             "load_average_start": load_start, "cache_dir": str(bench.cache)}}
         report.update(bench.run())
         report["settings"]["load_average_end"] = os.getloadavg()

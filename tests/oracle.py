@@ -46,6 +46,19 @@ def device_inputs(inputs: dict) -> dict:
 #: valid lengths (samples) of the padded test batch: odd and even frame counts after the conv stack
 BATCH_LENGTHS = (4001, 3000, 2501, 3650)
 
+# -- spectrogram models: tiny AST and Whisper configs (Whisper's decoder fields only size the unused decoder) ------
+TINY_AST = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40, num_mel_bins=32, max_length=64,
+    patch_size=16, frequency_stride=10, time_stride=10, initializer_range=0.3, num_labels=5,
+)
+TINY_WHISPER = dict(
+    d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=40, num_mel_bins=16,
+    max_source_positions=30, classifier_proj_size=24, init_std=0.3, num_labels=5,
+    decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=40, vocab_size=64, max_target_positions=16,
+    pad_token_id=1, bos_token_id=1, eos_token_id=2, decoder_start_token_id=3,
+)
+SPECTROGRAM_MODEL_TYPES = ("audio-spectrogram-transformer", "whisper")
+
 
 def reference_classes(model_type: str):
     import transformers as T
@@ -57,7 +70,18 @@ def reference_classes(model_type: str):
         "unispeech-sat": (T.UniSpeechSatConfig, T.UniSpeechSatForSequenceClassification, T.UniSpeechSatModel),
         "sew": (T.SEWConfig, T.SEWForSequenceClassification, T.SEWModel),
         "sew-d": (T.SEWDConfig, T.SEWDForSequenceClassification, T.SEWDModel),
+        "audio-spectrogram-transformer": (T.ASTConfig, T.ASTForAudioClassification, T.ASTModel),
+        "whisper": (T.WhisperConfig, T.WhisperForAudioClassification, T.WhisperModel),
     }[model_type]
+
+
+def tiny_params(model_type: str) -> dict:
+    """The tiny reference config of ``model_type`` (keyword arguments of its transformers config class)."""
+    if model_type == "audio-spectrogram-transformer":
+        return dict(TINY_AST)
+    if model_type == "whisper":
+        return dict(TINY_WHISPER)
+    return dict(TINY_SEW if model_type in ("sew", "sew-d") else TINY)
 
 
 def randomise(model: torch.nn.Module, seed: int) -> None:
@@ -78,12 +102,14 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
                 tensor.copy_(0.2 * noise)
             elif name.endswith("original0"):  # weight-norm magnitude g [1, 1, K]
                 tensor.copy_(0.5 + noise.abs())
+            elif name.endswith(("cls_token", "distillation_token", "position_embeddings", "embed_positions.weight")):
+                tensor.copy_(0.5 * noise)  # AST's tokens and positions start at 0, Whisper's positions are sinusoids
 
 
 def build_reference(model_type: str, seed: int = 0, base_only: bool = False, **overrides):
     """A random ``transformers`` classifier (or base model) for a tiny config, in eval mode."""
     config_cls, clf_cls, base_cls = reference_classes(model_type)
-    params = dict(TINY_SEW if model_type in ("sew", "sew-d") else TINY)
+    params = tiny_params(model_type)
     if model_type == "sew-d":  # small enough that the padded batch reaches the log buckets
         params.update(position_buckets=16, max_position_embeddings=64)
     params.update(overrides)
@@ -134,6 +160,17 @@ def padded_batch(lengths=BATCH_LENGTHS, seed: int = 0) -> tuple[torch.Tensor, to
         batch[row, :length] = rng.standard_normal(length).astype(np.float32)
         mask[row, :length] = 1
     return torch.from_numpy(batch), torch.from_numpy(mask)
+
+
+def spectrogram_batch(config, batch: int = 4, seed: int = 0) -> torch.Tensor:
+    """Random model inputs for a spectrogram model's ``config`` (ours or transformers'): AST ``input_values``
+    ``[B, max_length, num_mel_bins]``, Whisper ``input_features`` ``[B, num_mel_bins, 2 · max_source_positions]``."""
+    generator = torch.Generator().manual_seed(seed)
+    if config.model_type == "whisper":
+        shape = (batch, config.num_mel_bins, 2 * config.max_source_positions)
+    else:
+        shape = (batch, config.max_length, config.num_mel_bins)
+    return torch.randn(shape, generator=generator)
 
 
 def scaled_max_diff(ours: torch.Tensor, reference: torch.Tensor) -> float:

@@ -100,7 +100,7 @@ def test_factory_picks_the_featurizer_from_the_config(tmp_path: Path) -> None:
     assert load_featurizer(tmp_path).config == FeatureExtractorConfig()  # a directory without the file: defaults
     (tmp_path / "preprocessor_config.json").write_text('{"return_attention_mask": true}')
     assert load_featurizer(tmp_path).return_attention_mask is True
-    for kind in ("WhisperFeatureExtractor", 3):
+    for kind in ("SpeechT5FeatureExtractor", 3):
         (tmp_path / "preprocessor_config.json").write_text(json.dumps({"feature_extractor_type": kind}))
         with pytest.raises(ConfigError) as error:
             load_featurizer(tmp_path)

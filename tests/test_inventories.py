@@ -65,3 +65,40 @@ def test_state_dict_matches_real_checkpoint(path):
     if base_only:
         ours = {k: s for k, s in ours.items() if k.startswith(prefix + ".")}
     assert ours == shapes
+
+
+SPECTROGRAM_CONFIGS = sorted(
+    path.parent for path in (Path(__file__).parent / "data" / "configs").glob("*/config.json")
+    if json.loads(path.read_text()).get("model_type") in ("audio-spectrogram-transformer", "whisper"))
+
+
+@pytest.mark.parametrize("directory", SPECTROGRAM_CONFIGS, ids=[p.name for p in SPECTROGRAM_CONFIGS])
+def test_state_dict_matches_transformers_on_real_configs(directory):
+    """Each real AST / Whisper config built by transformers (on the meta device: no weights, no download) has our
+    classifier's state-dict keys and shapes."""
+    import transformers
+
+    from audioclf.auto import AutoConfig
+
+    reference_config = transformers.AutoConfig.from_pretrained(directory)
+    with torch.device("meta"):
+        reference = transformers.AutoModelForAudioClassification.from_config(reference_config)
+        config = AutoConfig.from_pretrained(directory)
+        model = model_class(config.model_type)(config)
+    theirs = {key: list(t.shape) for key, t in reference.state_dict().items()}
+    assert {key: list(t.shape) for key, t in model.state_dict().items()} == theirs
+    assert len(theirs) > 20
+
+
+def test_audioset_ast_has_the_published_tensor_count():
+    """MIT/ast-finetuned-audioset-10-10-0.4593 (the defaults, 527 labels) holds 199 backbone tensors and the four
+    head tensors, as tools that verify that checkpoint count them."""
+    config = ModelConfig("audio-spectrogram-transformer", num_labels=527)
+    with torch.device("meta"):
+        model = model_class(config.model_type)(config)
+    keys = list(model.state_dict())
+    assert sum(key.startswith("audio_spectrogram_transformer.") for key in keys) == 199
+    assert {key for key in keys if key.startswith("classifier.")} == {
+        "classifier.dense.bias", "classifier.dense.weight", "classifier.layernorm.bias", "classifier.layernorm.weight"}
+    positions = model.state_dict()["audio_spectrogram_transformer.embeddings.position_embeddings"]
+    assert list(positions.shape) == [1, 1214, 768]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from audioclf.errors import ModelError
-from oracle import build_reference, ours_like, padded_batch
+from oracle import SPECTROGRAM_MODEL_TYPES, build_reference, ours_like, padded_batch, spectrogram_batch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -65,10 +65,20 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max()) / max(float(b.abs().max()), 1e-12)
 
 
-def step(model, labels=LABELS, seed: int | None = None, loss_of=None, **inputs):
-    """One forward and backward on the padded batch; returns the output (and the loss that was differentiated)."""
+def model_inputs(model) -> dict:
+    """The test batch of ``model`` (ours or the reference): the padded waveform batch and its mask, or a spectrogram
+    model's random features (AST ``input_values``, Whisper ``input_features``)."""
+    model_type = model.config.model_type
+    if model_type in SPECTROGRAM_MODEL_TYPES:
+        return {"input_features" if model_type == "whisper" else "input_values": spectrogram_batch(model.config)}
     values, mask = padded_batch()
-    inputs = dict(dict(input_values=values, attention_mask=mask), **inputs)
+    return dict(input_values=values, attention_mask=mask)
+
+
+def step(model, labels=LABELS, seed: int | None = None, loss_of=None, **inputs):
+    """One forward and backward on the model's test batch; returns the output (and the loss that was
+    differentiated)."""
+    inputs = dict(model_inputs(model), **inputs)
     if seed is not None:
         torch.manual_seed(seed)
         np.random.seed(seed)
@@ -315,7 +325,12 @@ def test_frozen_parts_get_no_gradient(model_type, freeze):
                                                    (("wav2vec2", 1), ("hubert", 0), ("sew", 0), ("sew-d", 1))])
 def test_gradient_checkpointing_keeps_outputs_and_gradients(model_type, overrides):
     reference = build_reference(model_type, **overrides, **regularised(model_type, dict(NOISY, layerdrop=0.2)))
-    ours = ours_like(reference).train()
+    assert_checkpointing_keeps_outputs_and_gradients(ours_like(reference))
+
+
+def assert_checkpointing_keeps_outputs_and_gradients(ours) -> None:
+    """A seeded training step gives the same logits and gradients with gradient checkpointing as without."""
+    ours.train()
     plain, _ = step(ours, seed=5)
     plain_grads = {name: p.grad.clone() for name, p in ours.named_parameters() if p.grad is not None}
     ours.gradient_checkpointing_enable()

@@ -6,9 +6,10 @@ mono ``float32 [N]`` segment → the model input of one item) and pads a batch o
 (``collate`` → the model's keyword arrays). ``exact_padding(model_config)`` says whether items of different
 lengths may share a batch without changing any item's result; when it is false the engine batches equal lengths
 only. ``max_samples`` caps the segment length (``None``: any length). :func:`load_featurizer` picks the class from
-``preprocessor_config.json`` (``feature_extractor_type``).
+the model's feature-extractor settings (``feature_extractor_type``): this waveform featurizer, or the spectral ones
+of :mod:`audioclf.audio.spectral_features` (AST, Whisper).
 
-**Waveform featurizer** (:class:`FeatureExtractor`). All six supported architectures take the raw waveform: the
+**Waveform featurizer** (:class:`FeatureExtractor`). The wav2vec2-family architectures take the raw waveform: the
 "features" are the samples themselves, padded to a common length and (when ``do_normalize``) standardised per
 sequence:
 
@@ -36,7 +37,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from audioclf.checkpoints.files import PREPROCESSOR_CONFIG_NAME
+from audioclf.checkpoints.files import CONFIG_NAME, PREPROCESSOR_CONFIG_NAME, PROCESSOR_CONFIG_NAME
 from audioclf.errors import AudioError, ConfigError
 from audioclf.fileio import write_text_atomic
 
@@ -297,11 +298,16 @@ class Featurizer(Protocol):
         sampling_rate: the rate the model's audio must have, in Hz.
         model_input_name: the model's keyword for the features: ``"input_values"`` or ``"input_features"``.
         max_samples: the longest segment the model takes, in samples (``None``: unlimited).
+        fixed_size: every item has the size of a ``max_samples`` segment, whatever the segment's length (AST,
+            Whisper): a batch costs ``max_samples`` per item.
+        min_samples: the shortest segment with usable features, in samples.
     """
 
     sampling_rate: int
     model_input_name: str
     max_samples: int | None
+    fixed_size: bool
+    min_samples: int
 
     def featurize(self, samples: np.ndarray) -> np.ndarray:
         """One mono segment ``float32 [N]`` → the features of one item (``[N]`` or ``[frames, bins]``)."""
@@ -325,8 +331,11 @@ class FeatureExtractor:
 
     model_input_names = ["input_values", "attention_mask"]
     model_input_name = "input_values"
-    #: waveform models take segments of any length
+    #: waveform models take segments of any length, and pad a batch to its longest segment only
     max_samples: int | None = None
+    fixed_size = False
+    #: any sample gives a waveform item (the model's receptive field is the model's own limit)
+    min_samples = 1
 
     def __init__(self, config: FeatureExtractorConfig | None = None, **overrides: Any) -> None:
         if config is None:
@@ -503,7 +512,7 @@ FEATURIZERS: dict[str, Callable[[dict[str, Any]], Featurizer]] = {
 
 def featurizer_from_dict(values: dict[str, Any]) -> Featurizer:
     """The featurizer a parsed ``preprocessor_config.json`` describes; without ``feature_extractor_type`` the
-    waveform featurizer (what ``transformers`` picks for the six supported model types). An unsupported type is a
+    waveform featurizer (what ``transformers`` picks for the wav2vec2-family model types). An unsupported type is a
     one-line :class:`ConfigError`."""
     if not isinstance(values, dict):
         raise ConfigError(f"a preprocessor config must be a JSON object, got {type(values).__name__}")
@@ -514,20 +523,67 @@ def featurizer_from_dict(values: dict[str, Any]) -> Featurizer:
     return factory(values)
 
 
+# Spectral featurizers (AST, Whisper) are built on first use: their module imports this one.
+def _spectral_featurizer(kind: str) -> Callable[[dict[str, Any]], Featurizer]:
+    def build(values: dict[str, Any]) -> Featurizer:
+        from audioclf.audio.spectral_features import FEATURE_EXTRACTOR_CLASSES
+
+        featurizer_class = FEATURE_EXTRACTOR_CLASSES[kind]
+        return featurizer_class(featurizer_class.config_class.from_dict(values))
+    return build
+
+
+FEATURIZERS.update({kind: _spectral_featurizer(kind) for kind in ("ASTFeatureExtractor", "WhisperFeatureExtractor")})
+
+#: model_type -> the featurizer of a checkpoint without (pre)processor config, and its settings from config.json
+DEFAULT_FEATURIZERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "audio-spectrogram-transformer": lambda config: {"feature_extractor_type": "ASTFeatureExtractor"},
+    "whisper": lambda config: {"feature_extractor_type": "WhisperFeatureExtractor",
+                               "feature_size": config.get("num_mel_bins", 80)},
+}
+
+
+def featurizer_settings(directory: str | os.PathLike[str]) -> tuple[Path | None, dict[str, Any]]:
+    """The feature-extractor settings of a model directory and the file they came from.
+
+    The ``feature_extractor`` (or ``audio_processor``) entry of ``processor_config.json`` (``transformers`` 5.x)
+    wins over ``preprocessor_config.json``, as in ``transformers``. With neither file: ``(None, settings)``, the
+    settings of the model type's default featurizer (:data:`DEFAULT_FEATURIZERS`, from ``config.json``) or ``{}``
+    (the waveform featurizer's defaults). Raises :class:`ConfigError` naming a file that cannot be read."""
+    directory = Path(directory)
+    processor = directory / PROCESSOR_CONFIG_NAME
+    if processor.is_file():
+        values = _read_json(processor)
+        nested = values.get("feature_extractor", values.get("audio_processor")) if isinstance(values, dict) else None
+        if nested is not None:
+            if not isinstance(nested, dict):
+                raise ConfigError(f"{processor}: 'feature_extractor' must be a JSON object")
+            return processor, nested
+    preprocessor = directory / PREPROCESSOR_CONFIG_NAME
+    if preprocessor.is_file():
+        return preprocessor, _read_json(preprocessor)
+    config_file = directory / CONFIG_NAME
+    config = _read_json(config_file) if config_file.is_file() else {}
+    default = DEFAULT_FEATURIZERS.get(config.get("model_type")) if isinstance(config, dict) else None
+    return None, default(config) if default is not None else {}
+
+
 def load_featurizer(path: str | os.PathLike[str] | None) -> Featurizer:
-    """The featurizer of a model directory (its ``preprocessor_config.json``; defaults when it has none, or when
+    """The featurizer of a model directory (see :func:`featurizer_settings`; the waveform featurizer's defaults when
     ``path`` is ``None``) or of a JSON file. Raises :class:`ConfigError` naming the file."""
     if path is None:
         return featurizer_from_dict({})
     path = Path(path)
     if path.is_dir():
-        path = path / PREPROCESSOR_CONFIG_NAME
-        if not path.is_file():
-            return featurizer_from_dict({})
-    elif not path.is_file():
+        source, values = featurizer_settings(path)
+    elif path.is_file():
+        source, values = path, _read_json(path)
+    else:
         raise ConfigError(f"{path}: no such file or directory")
     try:
-        return featurizer_from_dict(_read_json(path))
+        return featurizer_from_dict(values)
     except ConfigError as error:
         message = str(error)
-        raise ConfigError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from None
+        if source is None or message.startswith(f"{source}: "):
+            raise
+        raise ConfigError(f"{source}: {message}") from None

@@ -51,13 +51,14 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from audioclf.audio.features import PREPROCESSOR_CONFIG_NAME, BatchFeatures
+from audioclf.audio.features import BatchFeatures, featurizer_settings
 from audioclf.audio.spectrogram import (
     centered_log10_mel,
     kaldi_log_mel,
     mel_filter_bank,
     window_function,
 )
+from audioclf.checkpoints.files import PREPROCESSOR_CONFIG_NAME, PROCESSOR_CONFIG_NAME
 from audioclf.errors import AudioError, ConfigError
 from audioclf.fileio import write_text_atomic
 
@@ -79,7 +80,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PROCESSOR_CONFIG_NAME = "processor_config.json"
 
 # Limits on config values: generous for every real checkpoint, small enough that one item stays in the megabytes.
 MIN_SAMPLING_RATE = 1_000
@@ -160,27 +160,19 @@ def _read_json_object(path: Path) -> dict[str, Any]:
 
 
 def _config_dict_at(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """The feature-extractor dict of a model directory or a JSON file, and the file it came from.
-
-    In a directory, the ``feature_extractor`` (or ``audio_processor``) entry of ``processor_config.json`` wins over
-    ``preprocessor_config.json``, as in ``transformers``."""
+    """The feature-extractor dict of a model directory (see :func:`~audioclf.audio.features.featurizer_settings`) or
+    of a JSON file, and the file it came from; a directory with neither config file is a :class:`ConfigError`."""
     path = Path(path)
     if path.is_file():
         return path, _read_json_object(path)
     if not path.is_dir():
         raise ConfigError(f"{path}: no such file or directory")
-    processor = path / PROCESSOR_CONFIG_NAME
-    if processor.is_file():
-        values = _read_json_object(processor)
-        nested = values.get("feature_extractor", values.get("audio_processor"))
-        if nested is not None:
-            if not isinstance(nested, dict):
-                raise ConfigError(f"{processor}: 'feature_extractor' must be a JSON object")
-            return processor, nested
-    preprocessor = path / PREPROCESSOR_CONFIG_NAME
-    if preprocessor.is_file():
-        return preprocessor, _read_json_object(preprocessor)
-    raise ConfigError(f"{path}: no {PREPROCESSOR_CONFIG_NAME} (nor a feature extractor in {PROCESSOR_CONFIG_NAME})")
+    source, values = featurizer_settings(path)
+    if source is None:
+        raise ConfigError(f"{path}: no {PREPROCESSOR_CONFIG_NAME} (nor a feature extractor in {PROCESSOR_CONFIG_NAME})")
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: a preprocessor config must be a JSON object, got {type(values).__name__}")
+    return source, values
 
 
 # --------------------------------------------------------------------------------------------------------- configs
@@ -508,6 +500,8 @@ class _SpectralFeatureExtractor:
     config_class: ClassVar[type[_SpectralConfig]]
     model_input_name: ClassVar[str]
     model_input_names: ClassVar[list[str]]
+    #: whether every item has the size of a ``max_samples`` segment (AST, Whisper)
+    fixed_size: ClassVar[bool] = False
 
     def __init__(self, config: _SpectralConfig | None = None, **overrides: Any) -> None:
         if config is None:
@@ -563,6 +557,7 @@ class ASTFeatureExtractor(_SpectralFeatureExtractor):
     model_input_name = "input_values"
     model_input_names = ["input_values", "attention_mask"]
     config: ASTFeatureExtractorConfig
+    fixed_size = True
 
     def __init__(self, config: ASTFeatureExtractorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -618,6 +613,7 @@ class WhisperFeatureExtractor(_SpectralFeatureExtractor):
     model_input_name = "input_features"
     model_input_names = ["input_features"]
     config: WhisperFeatureExtractorConfig
+    fixed_size = True
 
     def __init__(self, config: WhisperFeatureExtractorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)

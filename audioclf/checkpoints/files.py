@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are read, so the file names
 
 CONFIG_NAME = "config.json"
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
+#: transformers 5.x processors: the feature extractor's settings nested under ``"feature_extractor"``
+PROCESSOR_CONFIG_NAME = "processor_config.json"
 SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
 BIN_NAME = "pytorch_model.bin"

@@ -1,9 +1,10 @@
 """Putting a checkpoint's tensors into a model: key normalisation, the loading report, and its rules.
 
 Keys are normalised by the rules of :mod:`audioclf.checkpoints.keys` (legacy weight-norm and ``LayerNorm.gamma``
-names, base-model prefix added or stripped). Keys the model has no use for (pre-training heads, CTC ``lm_head``,
-``masked_spec_embed`` when the config does not mask) are reported as unexpected and dropped. Missing head parameters
-keep their random initialisation and are named in a warning.
+names, the architecture's renames, base-model prefix added or stripped). Keys the model has no use for
+(pre-training heads, CTC ``lm_head``, ``masked_spec_embed`` when the config does not mask, a Whisper decoder) are
+reported as unexpected and dropped. Missing head parameters keep their random initialisation and are named in a
+warning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from audioclf.checkpoints.keys import is_head_key, normalise_keys
+from audioclf.checkpoints.keys import ARCHITECTURE_RENAMES, is_head_key, normalise_keys
 from audioclf.errors import CheckpointError
 
 
@@ -51,7 +52,8 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, pr
     Buffers such as BatchNorm's ``num_batches_tracked`` count as keys too.
     """
     expected = model.state_dict()
-    state = normalise_keys(state, set(expected), prefix)
+    renames = ARCHITECTURE_RENAMES.get(getattr(model, "model_type", ""), ())
+    state = normalise_keys(state, set(expected), prefix, renames)
     report = LoadingReport()
     to_load: dict[str, torch.Tensor] = {}
     for key, value in state.items():

@@ -14,7 +14,7 @@ from audioclf.cli._errors import EXIT_STATUS_HELP, HANDLED, report
 
 app = typer.Typer(
     name="audioclf",
-    help="Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat models.\n\n"
+    help="Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech, UniSpeechSat, AST and Whisper models.\n\n"
     + EXIT_STATUS_HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -34,7 +34,7 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version_callback, is_eager=True),
 ) -> None:
-    """Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech and UniSpeechSat models."""
+    """Classify audio files with Wav2Vec2, HuBERT, SEW, SEW-D, UniSpeech, UniSpeechSat, AST and Whisper models."""
 
 
 def _register_commands() -> None:

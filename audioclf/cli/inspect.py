@@ -9,7 +9,9 @@ import typer
 from audioclf.cli._errors import handles_errors
 from audioclf.cli._output import Column, choose_format, print_machine, print_table
 
-_FEATURE_EXTRACTOR_SHOWN = ("do_normalize", "return_attention_mask", "padding_value")
+#: the feature-extractor settings shown (those the featurizer has): waveform, AST and Whisper ones
+_FEATURE_EXTRACTOR_SHOWN = ("feature_extractor_type", "do_normalize", "return_attention_mask", "padding_value",
+                            "feature_size", "num_mel_bins", "max_length", "mean", "std", "chunk_length")
 
 
 @handles_errors()
@@ -44,7 +46,7 @@ def inspect(
         ("path", facts.path),
         ("architecture", f"{facts.architecture} (model_type {facts.model_type})"),
         ("layers", f"{facts.num_hidden_layers} x hidden {facts.hidden_size}, {facts.num_attention_heads} heads, "
-                   f"ffn {facts.intermediate_size}; {facts.conv_layers} conv layers ({facts.feat_extract_norm} norm)"),
+                   f"ffn {facts.intermediate_size}; {facts.front_end}"),
         ("parameters", f"{facts.parameters:,} ({facts.size_fp32_bytes / 2**20:.1f} MiB in float32)"),
         ("sampling rate", f"{facts.sampling_rate} Hz"),
         ("labels", f"{facts.num_labels}: {', '.join(facts.labels)}"),

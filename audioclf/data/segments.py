@@ -95,7 +95,8 @@ class Segmenter:
 
     Attributes:
         featurizer: the model's featurizer (its ``sampling_rate`` is the model rate).
-        min_samples: the model's receptive field in samples.
+        min_samples: the shortest usable segment in samples: the model's receptive field, or the featurizer's
+            shortest input with features (one 25 ms frame for AST).
         policy: the channel policy.
         cut_frames, hop_frames: segment length and step in samples (equal for chunks).
         windowed: windows (a short last one is dropped) rather than chunks (a short last one joins the previous).
@@ -116,7 +117,7 @@ class Segmenter:
         chunk or window shorter than the model's receptive field, a window longer than the model takes, and a hop
         shorter than one sample."""
         rate = featurizer.sampling_rate
-        min_samples = receptive_field(model_config)
+        min_samples = max(receptive_field(model_config), featurizer.min_samples)
         limit = featurizer.max_samples
         option, seconds = ("window", window) if window is not None else ("chunk", chunk)
         cut = round(seconds * rate)
@@ -142,6 +143,11 @@ class Segmenter:
     @property
     def sampling_rate(self) -> int:
         return self.featurizer.sampling_rate
+
+    def batch_samples(self, segment: Segment) -> int:
+        """What ``segment`` costs in a batch, in samples: its own length, or ``max_samples`` for a featurizer that
+        pads every item to that size (``fixed_size``)."""
+        return self.featurizer.max_samples if self.featurizer.fixed_size else segment.frames
 
     def open(self, item: SourceItem, local_path: str | None = None) -> tuple[BlockSource, list[int | None]]:
         """Probe an input; its source and stream labels (channel numbers, ``None`` for a mix). Raises AudioError."""

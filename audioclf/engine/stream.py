@@ -156,7 +156,7 @@ class SegmentStream:
             state.closed = _Closed(len(prepared.segments), prepared.duration, prepared.error)
             if prepared.error is None:
                 for segment in prepared.segments:
-                    pool.add((number, segment), segment.frames, number)
+                    pool.add((number, segment), self.segmenter.batch_samples(segment), number)
         while (batch := pool.take(force=True)) is not None:
             self._compute(batch, states)
         return [states[number].result() for number in range(len(files))]
@@ -182,8 +182,7 @@ class SegmentStream:
         yield _Closed(sent, counter.seconds)
 
     # ------------------------------------------------------------------------------------------------ main thread
-    @staticmethod
-    def _file(message: Any, files: dict[int, _Assembly], pool: BatchPool) -> None:
+    def _file(self, message: Any, files: dict[int, _Assembly], pool: BatchPool) -> None:
         """File one prefetch message under its input."""
         state = files.setdefault(message.index, _Assembly())
         if isinstance(message, Finished):
@@ -196,7 +195,7 @@ class SegmentStream:
             return
         index, value = message.index, message.value
         if isinstance(value, Segment):
-            pool.add((index, value), value.frames, index)
+            pool.add((index, value), self.segmenter.batch_samples(value), index)
         elif isinstance(value, _Opened):
             state.streams = value.streams
         else:

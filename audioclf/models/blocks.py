@@ -217,18 +217,23 @@ class SelfAttention(nn.Module):
 
     ``scaled_dot_product_attention`` with ``dropout`` on the probabilities in training; when the probabilities are
     requested they are computed explicitly (dropout applied to them the same way) and returned as ``[B, H, T, T]``.
+    Keys ``q_proj``, ``k_proj``, ``v_proj`` and the output projection ``output_name`` (``out_proj``; ViT-style
+    checkpoints such as AST's: ``o_proj``). ``qkv_bias``: biases on the query, key and value projections;
+    ``key_bias``: on the key projection (default: ``qkv_bias``; Whisper has none there).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, *, qkv_bias: bool = True,
+                 key_bias: bool | None = None, output_name: str = "out_proj") -> None:
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
         self.scaling = self.head_dim ** -0.5
         self.dropout = dropout
-        self.q_proj = nn.Linear(hidden_size, hidden_size)
-        self.k_proj = nn.Linear(hidden_size, hidden_size)
-        self.v_proj = nn.Linear(hidden_size, hidden_size)
-        self.out_proj = nn.Linear(hidden_size, hidden_size)
+        self.q_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.k_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias if key_bias is None else key_bias)
+        self.v_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.output_name = output_name
+        self.add_module(output_name, nn.Linear(hidden_size, hidden_size))
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, T, D] -> [B, H, T, d]``."""
@@ -253,7 +258,7 @@ class SelfAttention(nn.Module):
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scaling)
         context = context.transpose(1, 2).reshape(batch, length, width)
-        return self.out_proj(context), probs
+        return getattr(self, self.output_name)(context), probs
 
 
 class FeedForward(nn.Module):

@@ -1,13 +1,14 @@
-"""The audio classifier: a base model plus the sequence-classification head shared by every architecture.
+"""The audio classifier: a base model plus a classification head, and everything every architecture shares.
 
-Head: optional softmax-weighted sum of hidden states → ``projector`` (D → P) → mean over valid frames →
-``classifier`` (P → labels), and a loss when labels are given. An architecture module subclasses
-:class:`AudioClassifier` and says how to build its base model; everything else (head, loss, freezing, gradient
-checkpointing, initialisation, saving) lives here once.
+Default head (the wav2vec2 family and Whisper): optional softmax-weighted sum of hidden states → ``projector``
+(D → P) → mean over valid frames → ``classifier`` (P → labels). An architecture module subclasses
+:class:`AudioClassifier` and says how to build its base model (and, for another head such as AST's, how to build
+and apply it); the loss, freezing, gradient checkpointing, initialisation and saving live here once.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch import nn
 
 from audioclf.config import ModelConfig
 from audioclf.errors import ModelError
-from audioclf.models.blocks import EncoderOutput, LayerStack, frame_mask
+from audioclf.models.blocks import EncoderOutput, LayerStack
 from audioclf.models.speech import SpeechModel
 
 
@@ -70,15 +71,17 @@ def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, pro
 class AudioClassifier(nn.Module):
     """Base model (stored under ``config.base_prefix``) plus the classification head.
 
-    Subclasses set ``model_type`` and implement :meth:`build_base`, returning a
-    :class:`~audioclf.models.speech.SpeechModel` whose ``forward`` takes ``(input_values, attention_mask,
-    output_hidden_states, output_attentions)`` and returns an :class:`~audioclf.models.blocks.EncoderOutput`.
+    Subclasses set ``model_type`` and implement :meth:`build_base`, returning a module whose ``forward`` takes
+    ``(inputs, attention_mask, output_hidden_states, output_attentions)`` and returns an
+    :class:`~audioclf.models.blocks.EncoderOutput`, and whose ``frame_mask(attention_mask, num_frames)`` gives the
+    frame mask ``[B, T]`` of a sample mask (None: every frame counts). A head other than the default one overrides
+    :meth:`build_head` and :meth:`logits_from`.
 
     The model trains as the ``transformers`` classifier of the same name does: ``train()`` turns on every dropout,
     LayerDrop and SpecAugment its config asks for, at the same places and with the same random draws. The loss
-    differs in one respect: ``transformers``' audio classifiers always use cross entropy, this one follows
-    ``config.problem_type`` (:func:`sequence_classification_loss`), which gives the same result for single-label
-    classification.
+    differs in one respect: ``transformers``' wav2vec2-family and Whisper classifiers always use cross entropy, this
+    one follows ``config.problem_type`` (:func:`sequence_classification_loss`), which gives the same result for
+    single-label classification.
     """
 
     model_type: ClassVar[str]
@@ -89,30 +92,45 @@ class AudioClassifier(nn.Module):
         self.base_prefix = config.base_prefix
         self.inference_only = False
         setattr(self, self.base_prefix, self.build_base(config))
+        self.build_head(config)
+        if not next(self.parameters()).is_meta:  # on the meta device there is nothing to fill: weights come later
+            self.apply(self._init_module)
+
+    def build_base(self, config: ModelConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def build_head(self, config: ModelConfig) -> None:
+        """The default head: ``layer_weights`` ``[L + 1]`` (with ``use_weighted_layer_sum``), ``projector``,
+        ``classifier``."""
         if config.use_weighted_layer_sum:
             self.layer_weights = nn.Parameter(torch.empty(config.num_hidden_layers + 1))
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
-        if not self.classifier.weight.is_meta:  # on the meta device there is nothing to fill: weights come later
-            self.apply(self._init_module)
-
-    def build_base(self, config: ModelConfig) -> SpeechModel:
-        raise NotImplementedError
 
     @property
-    def base_model(self) -> SpeechModel:
+    def base_model(self) -> nn.Module:
         return getattr(self, self.base_prefix)
+
+    @property
+    def uses_all_hidden_states(self) -> bool:
+        """Whether the head reads every hidden state (the weighted layer sum), not only the last one."""
+        return bool(getattr(self.config, "use_weighted_layer_sum", False))
 
     # -- forward ------------------------------------------------------------------------------------------------------
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
                 output_attentions: bool | None = None) -> ClassifierOutput:
-        """``input_values`` ``[B, N]`` float; sample mask ``attention_mask`` ``[B, N]`` (1 = real sample,
-        right-padded); ``labels``: ``[B]`` class indices, or ``[B, L]`` floats (multi-label, regression); the loss
+        """``input_values`` ``[B, N]`` float waveforms (AST: spectrograms ``[B, T, M]``); sample mask
+        ``attention_mask`` ``[B, N]`` (1 = real sample, right-padded); ``labels``: ``[B]`` class indices, or ``[B, L]`` floats (multi-label, regression); the loss
         follows ``config.problem_type`` (:func:`sequence_classification_loss`). ``output_hidden_states`` /
         ``output_attentions``: None takes the config's value."""
+        return self.classify(input_values, attention_mask, labels, output_hidden_states, output_attentions)
+
+    def classify(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor | None,
+                 output_hidden_states: bool | None, output_attentions: bool | None) -> ClassifierOutput:
+        """The forward pass for any input name: base model, head, loss."""
         if self.inference_only and torch.is_grad_enabled() and (
-                input_values.requires_grad or any(p.requires_grad for p in self.parameters())):
+                inputs.requires_grad or any(p.requires_grad for p in self.parameters())):
             raise ModelError("this model was optimized for inference and cannot compute gradients: run it under "
                              "torch.no_grad() or load it again to train")
         config = self.config
@@ -120,29 +138,35 @@ class AudioClassifier(nn.Module):
             output_hidden_states = config.output_hidden_states
         if output_attentions is None:
             output_attentions = config.output_attentions
-        weighted = config.use_weighted_layer_sum
-        encoded: EncoderOutput = self.base_model(input_values, attention_mask, output_hidden_states or weighted,
+        encoded: EncoderOutput = self.base_model(inputs, attention_mask,
+                                                 output_hidden_states or self.uses_all_hidden_states,
                                                  output_attentions)
         states = encoded.hidden_states
         if states is not None and config.tie_last_hidden_states:
-            # transformers 4.x semantics: the last entry is the encoder output (after a stable model's final LN)
+            # the last entry is the encoder output (after the final LayerNorm): transformers 4.x and Whisper
             states = states[:-1] + (encoded.last_hidden_state,)
-        if weighted:
-            weights = self.layer_weights.softmax(dim=-1)
-            hidden = (torch.stack(states, dim=1) * weights[:, None, None]).sum(dim=1)
-        else:
-            hidden = encoded.last_hidden_state
-        projected = self.projector(hidden)
-        if attention_mask is None:
-            pooled = projected.mean(dim=1)
-        else:
-            valid = self.base_model.frame_mask(attention_mask, projected.shape[1])
-            projected = projected.masked_fill(~valid[:, :, None], 0.0)
-            pooled = projected.sum(dim=1) / valid.sum(dim=1, keepdim=True)
-        logits = self.classifier(pooled)
+        logits = self.logits_from(encoded.last_hidden_state, states, attention_mask)
         loss = sequence_classification_loss(logits, labels, config.problem_type) if labels is not None else None
         return ClassifierOutput(loss, logits, states if output_hidden_states else None,
                                 encoded.attentions if output_attentions else None)
+
+    def logits_from(self, last_hidden_state: torch.Tensor, hidden_states: tuple[torch.Tensor, ...] | None,
+                    attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The default head: ``[B, T, D]`` states (the weighted sum of ``hidden_states`` with
+        ``use_weighted_layer_sum``) → projector → mean over the valid frames → classifier: ``[B, num_labels]``."""
+        if self.uses_all_hidden_states:
+            weights = self.layer_weights.softmax(dim=-1)
+            hidden = (torch.stack(hidden_states, dim=1) * weights[:, None, None]).sum(dim=1)
+        else:
+            hidden = last_hidden_state
+        projected = self.projector(hidden)
+        valid = self.base_model.frame_mask(attention_mask, projected.shape[1])
+        if valid is None:
+            pooled = projected.mean(dim=1)
+        else:
+            projected = projected.masked_fill(~valid[:, :, None], 0.0)
+            pooled = projected.sum(dim=1) / valid.sum(dim=1, keepdim=True)
+        return self.classifier(pooled)
 
     # -- training switches --------------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "AudioClassifier":
@@ -151,11 +175,17 @@ class AudioClassifier(nn.Module):
         return super().train(mode)
 
     def freeze_feature_encoder(self) -> None:
-        """No gradients for the conv feature encoder (its parameters stay as they are in training)."""
-        self.base_model.feature_extractor.requires_grad_(False)
+        """No gradients for the conv feature encoder (its parameters stay as they are in training). A model without
+        one (AST, Whisper) raises :class:`ModelError`, as ``transformers`` has no such method for them."""
+        encoder = getattr(self.base_model, "feature_extractor", None)
+        if encoder is None:
+            raise ModelError(f"{type(self).__name__} has no convolutional feature encoder to freeze: use "
+                             "freeze_base_model() to train the head only")
+        encoder.requires_grad_(False)
 
     def freeze_base_model(self) -> None:
-        """No gradients for the whole base model: only the head (projector, classifier, layer weights) trains."""
+        """No gradients for the whole base model: only the head (projector, classifier, layer weights; AST: its
+        classifier) trains."""
         self.base_model.requires_grad_(False)
 
     def gradient_checkpointing_enable(self) -> None:
@@ -189,7 +219,7 @@ class AudioClassifier(nn.Module):
     def _init_module(self, module: nn.Module) -> None:
         """Random initialisation of ``module``'s own tensors (not its children's), for a model built from a config
         (weights loaded later overwrite it)."""
-        std = self.config.initializer_range
+        std = self.initializer_std
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0.0, std)
             if module.bias is not None:
@@ -202,7 +232,7 @@ class AudioClassifier(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.reset_parameters()
-        elif isinstance(module, nn.Conv1d):
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
             if hasattr(module, "parametrizations"):  # positional conv: v random, g = ‖v‖ per tap
                 fan_in = module.kernel_size[0] * module.in_channels
                 v = module.parametrizations.weight.original1
@@ -212,13 +242,18 @@ class AudioClassifier(nn.Module):
             else:
                 nn.init.kaiming_normal_(module.weight)
             if module.bias is not None:
-                fan_in = module.in_channels // module.groups * module.kernel_size[0]
+                fan_in = module.in_channels // module.groups * math.prod(module.kernel_size)
                 bound = 1.0 / fan_in ** 0.5
                 nn.init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, SpeechModel) and module.masked_spec_embed is not None:
             nn.init.uniform_(module.masked_spec_embed)
-        elif module is self and self.config.use_weighted_layer_sum:
+        elif module is self and self.uses_all_hidden_states:
             nn.init.constant_(self.layer_weights, 1.0 / self.layer_weights.numel())
+
+    @property
+    def initializer_std(self) -> float:
+        """Standard deviation of the random initialisation of linear layers (``config.initializer_range``)."""
+        return self.config.initializer_range
 
     def initialise(self, keys: list[str]) -> None:
         """Random initialisation for the named parameters and buffers only (those a checkpoint did not provide),

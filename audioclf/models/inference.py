@@ -11,6 +11,11 @@ faster one computing the same values (to float rounding; the parity tests run bo
 * **SEW-D** (:class:`InferenceDisentangledEncoder`, :class:`InferenceDisentangledSelfAttention`): the normalised
   relative-position embeddings and every layer's projections of them computed once and kept as non-persistent
   buffers; attention through ``scaled_dot_product_attention`` with the position terms as an additive bias.
+* **attention** (:class:`InferenceSelfAttention`): the query, key and value projections as one matrix product, their
+  weights stacked once into one matrix whose rows the three projection weights then view (no weight held twice);
+* **AST** (:class:`InferenceASTModel`, :class:`InferenceASTLayer`): the last layer computes only the two tokens the
+  head pools (CLS and distillation; their queries still attend to every token), unless hidden states or attention
+  maps are requested.
 
 The swapped modules keep their parameters and names (the state dict is unchanged apart from the folded weight
 norm). None of them can train: :func:`optimize_for_inference` turns gradients off and marks the model
@@ -26,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from audioclf.models.blocks import ConvFeatureEncoder, ConvLayer
+from audioclf.models.ast import ASTLayer, ASTModel
+from audioclf.models.blocks import ConvFeatureEncoder, ConvLayer, EncoderOutput, SelfAttention, key_padding_mask
 from audioclf.models.sew_d import DisentangledEncoder, DisentangledSelfAttention
 
 
@@ -190,12 +196,91 @@ class InferenceDisentangledEncoder(DisentangledEncoder):
         return self.position_embeddings
 
 
+class InferenceSelfAttention(SelfAttention):
+    """:class:`~audioclf.models.blocks.SelfAttention` with one ``[3D, D]`` input projection
+    (:meth:`fuse_projections`) and optionally fewer queries than keys. Projections replaced after fusing (dynamic
+    int8 quantization swaps the linear layers) run one by one; with ``output_attentions`` the readable path runs."""
+
+    def fuse_projections(self) -> None:
+        """Stack the query, key and value weights into the buffer ``in_proj_weight`` ``[3D, D]`` and make the three
+        projection weights views of its rows; ``in_proj_bias`` ``[3D]`` (zeros for a projection without bias)."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        weight = torch.cat([projection.weight.detach() for projection in projections])
+        width = self.q_proj.out_features
+        for index, projection in enumerate(projections):
+            projection.weight = nn.Parameter(weight[index * width:(index + 1) * width], requires_grad=False)
+        bias = torch.cat([weight.new_zeros(width) if projection.bias is None else projection.bias.detach()
+                          for projection in projections])
+        self.register_buffer("in_proj_weight", weight, persistent=False)
+        self.register_buffer("in_proj_bias", bias, persistent=False)
+
+    def project(self, hidden: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries of ``queries`` ``[B, Q, D]``, keys and values of ``hidden`` ``[B, T, D]``: ``[B, H, ·, d]``."""
+        if type(self.q_proj) is not nn.Linear or getattr(self, "in_proj_weight", None) is None:
+            q, k, v = self.q_proj(queries), self.k_proj(hidden), self.v_proj(hidden)
+        elif queries is hidden:
+            q, k, v = F.linear(hidden, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        else:
+            width = self.q_proj.out_features
+            q = F.linear(queries, self.in_proj_weight[:width], self.in_proj_bias[:width])
+            k, v = F.linear(hidden, self.in_proj_weight[width:], self.in_proj_bias[width:]).chunk(2, dim=-1)
+        return self.split_heads(q), self.split_heads(k), self.split_heads(v)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, output_attentions: bool = False,
+                queries: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``queries``: the states ``[B, Q, D]`` whose outputs are wanted (default: ``hidden``) → ``[B, Q, D]``."""
+        if output_attentions:
+            return super().forward(hidden, mask, output_attentions)
+        queries = hidden if queries is None else queries
+        q, k, v = self.project(hidden, queries)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
+        batch, length, width = queries.shape
+        return getattr(self, self.output_name)(context.transpose(1, 2).reshape(batch, length, width)), None
+
+
+#: the tokens AST's head pools: CLS and distillation
+AST_POOLED_TOKENS = 2
+
+
+class InferenceASTLayer(ASTLayer):
+    """:class:`~audioclf.models.ast.ASTLayer` that can compute the outputs of the first ``keep`` tokens only."""
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
+                keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``keep``: return ``[B, keep, D]``, the first ``keep`` tokens' outputs (their queries attend to all)."""
+        if keep is None:
+            return super().forward(hidden, mask, output_attentions)
+        normed = self.layernorm_before(hidden)
+        attended, _ = self.attention(normed, mask, queries=normed[:, :keep])
+        hidden = hidden[:, :keep] + attended
+        return hidden + self.mlp(self.layernorm_after(hidden)), None
+
+
+class InferenceASTModel(ASTModel):
+    """:class:`~audioclf.models.ast.ASTModel` whose last layer computes the two pooled tokens only: its
+    ``last_hidden_state`` is then ``[B, 2, D]``, all the head reads."""
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> EncoderOutput:
+        if output_hidden_states or output_attentions or not len(self.layers):
+            return super().forward(input_values, attention_mask, output_hidden_states, output_attentions)
+        hidden = self.embeddings(input_values)
+        mask = key_padding_mask(self.frame_mask(attention_mask, hidden.shape[1]))
+        for layer in self.layers[:-1]:
+            hidden, _ = layer(hidden, mask)
+        hidden, _ = self.layers[-1](hidden, mask, keep=AST_POOLED_TOKENS)
+        return EncoderOutput(self.layernorm(hidden))
+
+
 #: readable block -> its inference version (exact types: a subclass keeps its own forward)
 FAST_PATHS: dict[type[nn.Module], type[nn.Module]] = {
     ConvLayer: InferenceConvLayer,
     ConvFeatureEncoder: InferenceConvFeatureEncoder,
     DisentangledSelfAttention: InferenceDisentangledSelfAttention,
     DisentangledEncoder: InferenceDisentangledEncoder,
+    SelfAttention: InferenceSelfAttention,
+    ASTLayer: InferenceASTLayer,
+    ASTModel: InferenceASTModel,
 }
 
 
@@ -230,4 +315,6 @@ def optimize_for_inference(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, InferenceDisentangledEncoder):
             module.cache_position_embeddings()
+        elif isinstance(module, InferenceSelfAttention):
+            module.fuse_projections()
     model.inference_only = True

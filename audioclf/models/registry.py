@@ -15,6 +15,8 @@ _CLASSES: dict[str, tuple[str, str]] = {
     "unispeech-sat": ("audioclf.models.unispeech_sat", "UniSpeechSatForSequenceClassification"),
     "sew": ("audioclf.models.sew", "SEWForSequenceClassification"),
     "sew-d": ("audioclf.models.sew_d", "SEWDForSequenceClassification"),
+    "audio-spectrogram-transformer": ("audioclf.models.ast", "ASTForAudioClassification"),
+    "whisper": ("audioclf.models.whisper", "WhisperForAudioClassification"),
 }
 assert set(_CLASSES) == set(SUPPORTED_MODEL_TYPES)
 

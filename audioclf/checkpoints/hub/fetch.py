@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from audioclf.checkpoints.files import (CONFIG_NAME, PREPROCESSOR_CONFIG_NAME, TF_CKPT_DATA_PREFIX, TF_CKPT_INDEX_NAME,
-                                       choose_weights, is_shard_index, missing_weights_hint, shard_names)
+from audioclf.checkpoints.files import (CONFIG_NAME, PREPROCESSOR_CONFIG_NAME, PROCESSOR_CONFIG_NAME,
+                                       TF_CKPT_DATA_PREFIX, TF_CKPT_INDEX_NAME, choose_weights, is_shard_index,
+                                       missing_weights_hint, shard_names)
 from audioclf.checkpoints.hub._env import (cache_dir_or_default, check_repo_id, download_command, hub_endpoint,
                                            is_offline_mode)
 from audioclf.checkpoints.hub._hf_errors import first_line, is_unreachable, to_hub_error
@@ -109,8 +110,9 @@ class _Files:
         """Take the config files and (unless ``request.weights`` is false) the weights; returns the config path.
         Raises :class:`EntryNotFoundError` when no weights file of the requested kind exists."""
         config_path = self.take(CONFIG_NAME)
-        if self.exists(PREPROCESSOR_CONFIG_NAME):
-            self.take(PREPROCESSOR_CONFIG_NAME)
+        for name in (PREPROCESSOR_CONFIG_NAME, PROCESSOR_CONFIG_NAME):
+            if self.exists(name):
+                self.take(name)
         if not request.weights:
             return config_path
         chosen, candidates = choose_weights(self.exists, config_path, request.use_safetensors, request.from_tf)

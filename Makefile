@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # The CPU build of torch; a bare "torch" requirement would pull a multi-GB CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: install install-runtime demo test bench default-model clean
+.PHONY: install install-runtime demo test bench default-model dist clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,14 @@ $(VENV)/.runtime: pyproject.toml
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.runtime pyproject.toml
-	$(PIP) install --quiet -e '.[test,ray]'
+	$(PIP) install --quiet -e '.[test,ray,plot]'
 	touch $@
 
 # Runtime only: enough for `audioclf` itself.
 install-runtime: $(VENV)/.runtime
 
-# Runtime plus the test extra (transformers as the reference, Ray for the cluster engine).
+# Runtime plus the test extra (transformers as the reference, Ray for the cluster engine) and the plot extra
+# (matplotlib for pictures).
 install: $(VENV)/.installed
 
 # The main job on the bundled samples with the bundled default model: no network needed.
@@ -46,5 +47,9 @@ default-model: install-runtime
 	$(PY) scripts/synth_keywords.py --out data/synth-kws --seed 0 --jobs 2 --per-class-train 800
 	$(PY) scripts/train_default_model.py --data data/synth-kws --seed 0 --epochs 20 --threads 1
 
+# The sdist (with the tests, samples and scripts: `make test` and `make demo` work from it) and the wheel, in dist/.
+dist: $(VENV)/.installed
+	$(PY) -c "from setuptools import build_meta as backend; backend.build_sdist('dist'); backend.build_wheel('dist')"
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

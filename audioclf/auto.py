@@ -23,7 +23,10 @@ _NAME_PATTERNS: tuple[tuple[str, str], ...] = tuple(sorted(
      ("sew-d", "sew-d"), ("sew_d", "sew-d"), ("sewd", "sew-d"), ("unispeech", "unispeech"),
      ("wav2vec2", "wav2vec2"), ("hubert", "hubert"), ("sew", "sew"),
      ("audio-spectrogram-transformer", "audio-spectrogram-transformer"),
-     ("audio_spectrogram_transformer", "audio-spectrogram-transformer"), ("whisper", "whisper")],
+     ("audio_spectrogram_transformer", "audio-spectrogram-transformer"), ("whisper", "whisper"),
+     ("wavlm", "wavlm"), ("data2vec-audio", "data2vec-audio"), ("data2vec_audio", "data2vec-audio"),
+     ("wav2vec2-conformer", "wav2vec2-conformer"), ("wav2vec2_conformer", "wav2vec2-conformer"),
+     ("wav2vec2-bert", "wav2vec2-bert"), ("wav2vec2_bert", "wav2vec2-bert"), ("w2v-bert", "wav2vec2-bert")],
     key=lambda item: -len(item[0]),
 ))
 
@@ -290,10 +293,10 @@ class AutoModelForAudioClassification:
 
 class AutoFeatureExtractor:
     """Reads a model's feature-extractor settings into the featurizer its ``feature_extractor_type`` names: the
-    waveform ``FeatureExtractor`` (``Wav2Vec2FeatureExtractor``), ``ASTFeatureExtractor`` or
-    ``WhisperFeatureExtractor``. Settings come from ``processor_config.json`` (its ``feature_extractor`` entry) or
-    ``preprocessor_config.json``, else the defaults of the model type (see
-    :func:`audioclf.audio.features.featurizer_settings`)."""
+    waveform ``FeatureExtractor`` (``Wav2Vec2FeatureExtractor``), ``ASTFeatureExtractor``,
+    ``WhisperFeatureExtractor`` or ``SeamlessM4TFeatureExtractor`` (wav2vec2-BERT). Settings come from
+    ``processor_config.json`` (its ``feature_extractor`` entry) or ``preprocessor_config.json``, else the defaults
+    of the model type (see :func:`audioclf.audio.features.featurizer_settings`)."""
 
     def __init__(self) -> None:
         raise EnvironmentError("AutoFeatureExtractor is not meant to be instantiated: use "

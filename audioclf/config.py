@@ -290,6 +290,53 @@ SEW_D: dict[str, Field] = {
     "norm_rel_ebd": Field("layer_norm", "'layer_norm' normalises the relative-position embeddings", text),
 }
 
+# -- WavLM, data2vec-audio, wav2vec2-conformer, wav2vec2-bert ------------------------------------------------------
+#: the transformer width fields without the positional conv (models that have none, or a different one)
+TRANSFORMER_LAYERS: dict[str, Field] = {name: spec for name, spec in TRANSFORMER.items()
+                                        if name not in ("num_conv_pos_embeddings", "num_conv_pos_embedding_groups")}
+
+STABLE_LAYER_NORM: dict[str, Field] = {"do_stable_layer_norm": WAV2VEC2_FAMILY["do_stable_layer_norm"]}
+
+WAVLM: dict[str, Field] = {
+    "num_buckets": Field(320, "buckets of the relative-position attention bias, half for each direction (>= 4)",
+                         integer(4, "position_buckets")),
+    "max_bucket_distance": Field(800, "relative distance where the log-spaced buckets end (> num_buckets / 4)",
+                                 integer(1, "max_position_embeddings")),
+}
+
+DATA2VEC_AUDIO: dict[str, Field] = {
+    **{name: spec for name, spec in CONV_FEATURE_ENCODER.items() if name != "feat_extract_norm"},
+    **TRANSFORMER_LAYERS,
+    "num_conv_pos_embeddings": Field(5, "number of layers of the positional conv stack", integer(1, "conv_layers")),
+    "conv_pos_kernel_size": Field(19, "kernel width of each positional conv layer",
+                                  integer(1, "num_conv_pos_embeddings")),
+    "num_conv_pos_embedding_groups": TRANSFORMER["num_conv_pos_embedding_groups"],
+}
+
+#: the conformer blocks shared by wav2vec2-conformer and wav2vec2-bert
+CONFORMER: dict[str, Field] = {
+    "position_embeddings_type": Field("relative", "attention positions: 'relative' (sinusoids with learned biases), "
+                                                  "'rotary', or null (none)", one_of("relative", "rotary", None)),
+    "rotary_embedding_base": Field(10000, "base of the rotary frequencies", positive_real),
+    "conv_depthwise_kernel_size": Field(31, "kernel width of the conv module's depthwise conv (odd)",
+                                        integer(1, "num_conv_pos_embeddings")),
+    "conformer_conv_dropout": Field(0.1, "dropout on the conv module's output", probability),
+}
+
+WAV2VEC2_BERT: dict[str, Field] = {
+    "feature_projection_input_dim": Field(160, "width of an input feature frame (mel bins x stacked frames)",
+                                          integer(1, "conv_dim")),
+    "position_embeddings_type": Field("relative_key", "attention positions: 'relative_key' (learned embeddings of "
+                                                      "clipped distances), 'relative', 'rotary', or null (none)",
+                                      one_of("relative_key", "relative", "rotary", None)),
+    "left_max_position_embeddings": Field(64, "relative_key: farthest distance to the left with its own embedding",
+                                          integer(0, "max_position_embeddings")),
+    "right_max_position_embeddings": Field(8, "relative_key: farthest distance to the right with its own embedding",
+                                           integer(0, "max_position_embeddings")),
+    "use_intermediate_ffn_before_adapter": Field(False, "add half of a ReLU feed-forward to the encoder output",
+                                                 boolean),
+}
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -342,6 +389,18 @@ register_architecture("sew-d", "sew_d", *_BASE, SEW_D_DROPOUT, SPEC_AUGMENT, SQU
 register_architecture("unispeech", "unispeech", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY)
 register_architecture("unispeech-sat", "unispeech_sat", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, WAV2VEC2_FAMILY)
 
+register_architecture("wavlm", "wavlm", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, STABLE_LAYER_NORM, WAVLM)
+register_architecture("data2vec-audio", "data2vec_audio", DATA2VEC_AUDIO, HEAD, DROPOUT, LAYERDROP, SPEC_AUGMENT)
+register_architecture("wav2vec2-conformer", "wav2vec2_conformer", *_BASE, DROPOUT, LAYERDROP, SPEC_AUGMENT, CONFORMER)
+register_architecture("wav2vec2-bert", "wav2vec2_bert", TRANSFORMER_LAYERS, HEAD, DROPOUT, LAYERDROP, SPEC_AUGMENT,
+                      CONFORMER, WAV2VEC2_BERT, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                      intermediate_size=4096, hidden_act="swish", hidden_dropout=0.0, attention_dropout=0.0,
+                      activation_dropout=0.0, classifier_proj_size=768)
+
+#: architectures whose encoder lets padded frames reach valid ones whatever the mask (data2vec-audio's positional conv
+#: stack and wav2vec2-conformer's depthwise convs see the padding, as in the reference implementations): a padded batch
+#: then differs slightly from its rows run alone
+PADDING_REACHES_VALID_FRAMES = frozenset({"data2vec-audio", "wav2vec2-conformer"})
 
 # -- spectrogram transformers: AST (ViT over Kaldi fbank patches) and the Whisper encoder ----------------------------
 #: the head's output switches, without the pooled-frames head's own fields (AST has a different head)
@@ -515,6 +574,12 @@ class ModelConfig:
         return self.architecture.base_prefix
 
     @property
+    def masks_padding_exactly(self) -> bool:
+        """Whether, given a mask, padded frames leave the valid frames' results unchanged inside the model (see
+        :data:`PADDING_REACHES_VALID_FRAMES`; the conv feature encoder and the featurizer are judged separately)."""
+        return self.model_type not in PADDING_REACHES_VALID_FRAMES
+
+    @property
     def feed_forward_size(self) -> int:
         """The feed-forward inner width (``intermediate_size``; Whisper: ``encoder_ffn_dim``)."""
         return getattr(self, self.architecture.feed_forward_field)
@@ -552,6 +617,11 @@ class ModelConfig:
             raise ConfigError(f"the transformer layers would hold {weights:.3g} weights, more than the limit "
                               f"{SIZE_LIMITS['transformer_parameters']:.3g} "
                               "(audioclf.config.SIZE_LIMITS['transformer_parameters'])")
+        if "conv_depthwise_kernel_size" in declared and self.conv_depthwise_kernel_size % 2 == 0:
+            raise ConfigError(f"conv_depthwise_kernel_size must be odd, got {self.conv_depthwise_kernel_size}")
+        if "num_buckets" in declared and self.max_bucket_distance <= self.num_buckets // 4:
+            raise ConfigError(f"max_bucket_distance ({self.max_bucket_distance}) must exceed num_buckets / 4 "
+                              f"({self.num_buckets // 4})")
         if getattr(self, "add_adapter", False):
             raise ConfigError("add_adapter=true is not supported by audio classifiers (the adapter changes the frame rate)")
         if (getattr(self, "conv_kernel_size", 0) or 0) > 0:

@@ -52,8 +52,9 @@ class ModelDescription:
         return facts
 
 
-def front_end(config: Any) -> str:
-    """One line on what turns the input into the transformer's frames."""
+def front_end(config: Any, conv_stack: Any = None) -> str:
+    """One line on what turns the input into the transformer's frames (``conv_stack``: the model's conv feature
+    encoder, if it has one)."""
     if config.model_type == "audio-spectrogram-transformer":
         from audioclf.config import patch_grid
 
@@ -63,7 +64,9 @@ def front_end(config: Any) -> str:
     if config.model_type == "whisper":
         return (f"2 convs over {config.num_mel_bins} mel bins x {2 * config.max_source_positions} frames "
                 f"({config.max_source_positions} encoder frames)")
-    return f"{len(config.conv_dim)} conv layers ({config.feat_extract_norm} norm)"
+    if conv_stack is None:  # wav2vec2-BERT
+        return f"feature projection of {config.feature_projection_input_dim}-wide filter-bank frames, no conv layers"
+    return f"{len(conv_stack.conv_layers)} conv layers ({conv_stack.norm} norm)"
 
 
 def describe_model(model: str | os.PathLike, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
@@ -91,6 +94,7 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
     featurizer = load_featurizer(directory)
     with torch.device("meta"):
         classifier = model_class(config.model_type)(config)
+    conv_stack = getattr(classifier.base_model, "feature_extractor", None)  # None: spectrogram or filter-bank input
     parameters = sum(p.numel() for p in classifier.parameters())
     hub_facts: dict[str, Any] = {}
     if source is not None and source.repo_id and source.commit:
@@ -120,9 +124,9 @@ def describe_model(model: str | os.PathLike, revision: str | None = None, cache_
         num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads,
         intermediate_size=config.feed_forward_size,
-        front_end=front_end(config),
-        conv_layers=len(config.conv_dim) if hasattr(config, "conv_dim") else None,
-        feat_extract_norm=getattr(config, "feat_extract_norm", None),
+        front_end=front_end(config, conv_stack),
+        conv_layers=len(conv_stack.conv_layers) if conv_stack is not None else None,
+        feat_extract_norm=conv_stack.norm if conv_stack is not None else None,
         do_stable_layer_norm=getattr(config, "do_stable_layer_norm", None),
         use_weighted_layer_sum=getattr(config, "use_weighted_layer_sum", False),
         parameters=parameters,

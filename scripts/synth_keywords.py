@@ -24,10 +24,16 @@ whatever ``--jobs`` is.
 
 ``--samples DIR`` instead writes a few clean demo WAVs spoken by held-out voices.
 
+``--words W1,W2,... --folders DIR`` instead writes a labelled folder data set for other words (``audioclf train``'s
+layout): ``DIR/train/<word>/*.wav`` from training voices and ``DIR/heldout/<word>/*.wav`` from held-out voices,
+``--per-class-train`` / ``--per-class-test`` clips per word, with the same random speed, pitch, level, filtering and
+background noise as the keyword set (:func:`write_folders`).
+
 Examples::
 
     python scripts/synth_keywords.py --out data/synth-kws --seed 0 --jobs 2
     python scripts/synth_keywords.py --samples samples
+    python scripts/synth_keywords.py --words cat,dog,bird,fish --folders data/animals --per-class-train 40
 """
 
 from __future__ import annotations
@@ -344,10 +350,13 @@ def make_clip(spec: Spec) -> np.ndarray:
 # --------------------------------------------------------------------------- planning
 
 
-def plan_split(rng: np.random.Generator, voices: list[tuple[str, str]], per_class: int, start: int) -> list[Spec]:
+def plan_split(rng: np.random.Generator, voices: list[tuple[str, str]], per_class: int, start: int,
+               labels: list[str] | None = None) -> list[Spec]:
+    """Specs of ``per_class`` clips per label (the keyword labels by default; any other label is spoken as
+    itself), voices drawn from ``voices``."""
     specs = []
     i = start
-    for label in LABELS:
+    for label in LABELS if labels is None else labels:
         for _ in range(per_class):
             a, v = voices[int(rng.integers(len(voices)))]
             if label == "_unknown_":
@@ -474,6 +483,49 @@ def build(args: argparse.Namespace) -> None:
     print(f"voices: {len(train_voices)} train, {len(test_voices)} test; wrote {args.out} in {manifest['total_seconds']} s")
 
 
+# --------------------------------------------------------------------------- labelled folders
+
+
+def trimmed(clip: np.ndarray, seed: int) -> np.ndarray:
+    """``clip`` cut to its loud part (within 30 dB of its peak) plus a random margin of up to 0.15 s each side."""
+    rng = np.random.default_rng(seed)
+    hop = 160
+    frames = len(clip) // hop
+    energy = np.sqrt(np.mean((clip[: frames * hop].astype(np.float64) / 32768.0).reshape(frames, hop) ** 2, axis=1))
+    active = np.flatnonzero(energy > energy.max() * 10 ** (-30 / 20))
+    begin, end = active[0] * hop, (active[-1] + 1) * hop
+    margin = int(0.15 * SR)
+    begin = max(0, begin - int(rng.integers(0, margin + 1)))
+    end = min(len(clip), end + int(rng.integers(0, margin + 1)))
+    return clip[begin:end]
+
+
+def write_folders(out: str, words: list[str], per_class_train: int, per_class_test: int, seed: int,
+                  jobs: int, trim_clips: bool = False) -> dict[str, int]:
+    """Write ``out/train/<word>/NNNN.wav`` (training voices) and ``out/heldout/<word>/NNNN.wav`` (held-out voices),
+    16 kHz 16-bit mono, 1 s each (with ``trim_clips``, cut to the word plus a random margin: lengths vary);
+    returns the clip count per split. The same seed gives the same files."""
+    import soundfile as sf
+
+    have = available_variants()
+    variants = [v for v in VARIANTS if not v or v in have]
+    train_voices, test_voices = split_voices(variants)
+    rng = np.random.default_rng(seed)
+    plans = {"train": plan_split(rng, train_voices, per_class_train, 0, words),
+             "heldout": plan_split(rng, test_voices, per_class_test, per_class_train * len(words), words)}
+    counts = {}
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for split, specs in plans.items():
+            for spec, clip in zip(specs, pool.map(make_speech, specs, chunksize=8)):
+                if trim_clips:
+                    clip = trimmed(clip, spec.seed)
+                folder = os.path.join(out, split, spec.label)
+                os.makedirs(folder, exist_ok=True)
+                sf.write(os.path.join(folder, f"{spec.index:04d}.wav"), clip, SR, subtype="PCM_16")
+            counts[split] = len(specs)
+    return counts
+
+
 # --------------------------------------------------------------------------- demo samples
 
 # (word, accent, variant): all held-out voices.
@@ -510,10 +562,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="parallel synthesis processes")
     p.add_argument("--samples", metavar="DIR", help="write demo WAVs from held-out voices to DIR and exit")
+    p.add_argument("--words", help="comma-separated words for --folders")
+    p.add_argument("--folders", metavar="DIR", help="write DIR/train/<word>/ and DIR/heldout/<word>/ WAV folders of "
+                                                   "--words and exit")
+    p.add_argument("--trim", action="store_true", help="with --folders: cut each clip to the word plus a margin")
     args = p.parse_args(argv)
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng not found (Debian/Ubuntu: apt-get install espeak-ng)")
-    if args.samples:
+    if args.folders:
+        if not args.words:
+            raise SystemExit("--folders needs --words")
+        counts = write_folders(args.folders, [w.strip() for w in args.words.split(",") if w.strip()],
+                               args.per_class_train, args.per_class_test, args.seed, args.jobs, args.trim)
+        print(f"wrote {args.folders}: {counts}")
+    elif args.samples:
         write_samples(args.samples, args.seed)
     else:
         build(args)

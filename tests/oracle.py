@@ -18,6 +18,19 @@ TINY = dict(
 TINY_SEW = dict(TINY, conv_dim=(32, 32, 32, 32), conv_kernel=(10, 3, 1, 3), conv_stride=(5, 2, 1, 2),
                 num_conv_pos_embeddings=7)
 
+TINY_CONFORMER = dict(TINY, conv_depthwise_kernel_size=7)
+#: wav2vec2-bert reads feature frames: no conv fields; distances clipped at 6 / 3 so the batch reaches the clip
+TINY_BERT = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40, classifier_proj_size=24,
+    initializer_range=0.3, num_labels=5, feature_projection_input_dim=12, conv_depthwise_kernel_size=5,
+    left_max_position_embeddings=6, right_max_position_embeddings=3,
+)
+#: model types whose input is feature frames ``input_features [B, T, F]`` with a frame mask
+FRAME_INPUT_TYPES = ("wav2vec2-bert",)
+
+#: config keys whose value transformers 5 runs but refuses to validate (set after construction, saved by hand)
+UNVALIDATED_KEYS = ("use_intermediate_ffn_before_adapter",)
+
 #: where and in what precision our side of the parity tests runs: ``AUDIOCLF_TEST_DEVICE=cuda`` (default ``cpu``) and
 #: ``AUDIOCLF_TEST_DTYPE=float16|bfloat16`` (default ``float32``); the transformers reference stays on the CPU in
 #: float32. scripts/gpu_check.sh sets them.
@@ -45,6 +58,8 @@ def device_inputs(inputs: dict) -> dict:
 
 #: valid lengths (samples) of the padded test batch: odd and even frame counts after the conv stack
 BATCH_LENGTHS = (4001, 3000, 2501, 3650)
+#: valid lengths (frames) of the padded feature batch
+FRAME_LENGTHS = (60, 41, 33, 52)
 
 # -- spectrogram models: tiny AST and Whisper configs (Whisper's decoder fields only size the unused decoder) ------
 TINY_AST = dict(
@@ -70,6 +85,11 @@ def reference_classes(model_type: str):
         "unispeech-sat": (T.UniSpeechSatConfig, T.UniSpeechSatForSequenceClassification, T.UniSpeechSatModel),
         "sew": (T.SEWConfig, T.SEWForSequenceClassification, T.SEWModel),
         "sew-d": (T.SEWDConfig, T.SEWDForSequenceClassification, T.SEWDModel),
+        "wavlm": (T.WavLMConfig, T.WavLMForSequenceClassification, T.WavLMModel),
+        "data2vec-audio": (T.Data2VecAudioConfig, T.Data2VecAudioForSequenceClassification, T.Data2VecAudioModel),
+        "wav2vec2-conformer": (T.Wav2Vec2ConformerConfig, T.Wav2Vec2ConformerForSequenceClassification,
+                               T.Wav2Vec2ConformerModel),
+        "wav2vec2-bert": (T.Wav2Vec2BertConfig, T.Wav2Vec2BertForSequenceClassification, T.Wav2Vec2BertModel),
         "audio-spectrogram-transformer": (T.ASTConfig, T.ASTForAudioClassification, T.ASTModel),
         "whisper": (T.WhisperConfig, T.WhisperForAudioClassification, T.WhisperModel),
     }[model_type]
@@ -81,6 +101,10 @@ def tiny_params(model_type: str) -> dict:
         return dict(TINY_AST)
     if model_type == "whisper":
         return dict(TINY_WHISPER)
+    if model_type == "wav2vec2-conformer":
+        return dict(TINY_CONFORMER)
+    if model_type == "wav2vec2-bert":
+        return dict(TINY_BERT)
     return dict(TINY_SEW if model_type in ("sew", "sew-d") else TINY)
 
 
@@ -89,7 +113,7 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-            if not tensor.is_floating_point():
+            if not tensor.is_floating_point() or name.endswith("inv_freq"):  # rotary frequencies are constants
                 continue
             noise = torch.randn(tensor.shape, generator=generator)
             if name.endswith("running_var"):
@@ -113,13 +137,15 @@ def build_reference(model_type: str, seed: int = 0, base_only: bool = False, **o
     if model_type == "sew-d":  # small enough that the padded batch reaches the log buckets
         params.update(position_buckets=16, max_position_embeddings=64)
     params.update(overrides)
-    tie = params.pop("tie_last_hidden_states", None)
+    # set after construction: not config-class fields (tie), or refused by transformers 5's config validation
+    # although its model runs them (the intermediate feed-forward without an adapter, as transformers 4.x allowed)
+    late = {key: params.pop(key) for key in ("tie_last_hidden_states", *UNVALIDATED_KEYS) if key in params}
     attn = params.pop("attn_implementation", None)
     config = config_cls(**params)
     if attn is not None:
         config._attn_implementation = attn
-    if tie is not None:
-        config.tie_last_hidden_states = tie
+    for key, value in late.items():
+        setattr(config, key, value)
     torch.manual_seed(seed)
     model = (base_cls if base_only else clf_cls)(config).eval()
     randomise(model, seed)
@@ -129,6 +155,21 @@ def build_reference(model_type: str, seed: int = 0, base_only: bool = False, **o
 def save_reference(model, directory: Path, fmt: str = "safetensors") -> Path:
     """Save like real checkpoints: ``safetensors``, ``bin``, ``sharded`` (safetensors shards), ``sharded-bin``,
     or ``legacy`` (``.bin`` with ``weight_g``/``weight_v`` keys, as older checkpoints have)."""
+    unvalidated = {key: getattr(model.config, key) for key in UNVALIDATED_KEYS if getattr(model.config, key, False)}
+    for key in unvalidated:
+        setattr(model.config, key, False)
+    try:
+        _save(model, directory, fmt)
+    finally:
+        for key, value in unvalidated.items():
+            setattr(model.config, key, value)
+    if unvalidated:
+        config_path = directory / "config.json"
+        config_path.write_text(json.dumps({**json.loads(config_path.read_text()), **unvalidated}, indent=2))
+    return directory
+
+
+def _save(model, directory: Path, fmt: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if fmt == "safetensors":
         model.save_pretrained(directory)
@@ -148,7 +189,6 @@ def save_reference(model, directory: Path, fmt: str = "safetensors") -> Path:
         torch.save(state, directory / "pytorch_model.bin")
     else:
         raise ValueError(fmt)
-    return directory
 
 
 def padded_batch(lengths=BATCH_LENGTHS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,6 +200,37 @@ def padded_batch(lengths=BATCH_LENGTHS, seed: int = 0) -> tuple[torch.Tensor, to
         batch[row, :length] = rng.standard_normal(length).astype(np.float32)
         mask[row, :length] = 1
     return torch.from_numpy(batch), torch.from_numpy(mask)
+
+
+def padded_features(lengths=FRAME_LENGTHS, width: int = TINY_BERT["feature_projection_input_dim"],
+                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, max(lengths), width]`` float32 feature frames right-padded with zeros, and the ``int64`` frame mask."""
+    rng = np.random.default_rng(seed)
+    batch = np.zeros((len(lengths), max(lengths), width), dtype=np.float32)
+    mask = np.zeros(batch.shape[:2], dtype=np.int64)
+    for row, length in enumerate(lengths):
+        batch[row, :length] = rng.standard_normal((length, width)).astype(np.float32)
+        mask[row, :length] = 1
+    return torch.from_numpy(batch), torch.from_numpy(mask)
+
+
+def model_batch(model_type: str, seed: int = 0) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """The model's input name and its padded test batch with mask: waveforms, or feature frames."""
+    if model_type in FRAME_INPUT_TYPES:
+        return ("input_features", *padded_features(seed=seed))
+    return ("input_values", *padded_batch(seed=seed))
+
+
+def input_cases(model_type: str) -> dict[str, dict[str, torch.Tensor]]:
+    """The parity inputs: the padded batch with and without its mask, and two of its rows alone, unpadded."""
+    name, values, mask = model_batch(model_type)
+    lengths = mask.sum(-1).tolist()
+    return {
+        "padded+mask": {name: values, "attention_mask": mask},
+        "padded,no mask": {name: values},
+        "single": {name: values[:1, :lengths[0]]},
+        "single odd": {name: values[2:3, :lengths[2]]},
+    }
 
 
 def spectrogram_batch(config, batch: int = 4, seed: int = 0) -> torch.Tensor:

@@ -212,7 +212,9 @@ REAL_CONFIGS = sorted(p.parent.name for p in CONFIGS.glob("*/preprocessor_config
 def test_real_configs_are_present() -> None:
     assert REAL_CONFIGS == [
         "github__david188888__Audio-Emotion__model",
+        "github__fishaudio__Bert-VITS2__wavlm-base-plus",
         "github__lxthames__accent-detector-app__model",
+        "github__ngclara07__CM3070-Final-Project__wavlm-base-plus",
         "superb__hubert-large-superb-er",
     ]
 
@@ -224,7 +226,8 @@ def test_real_preprocessor_configs_parse(name: str, tmp_path: Path) -> None:
     raw = json.loads((directory / "preprocessor_config.json").read_text())
     assert config.feature_size == 1 and config.sampling_rate == 16000
     assert config.padding_value == 0.0 and isinstance(config.padding_value, float)
-    assert config.do_normalize is True and config.return_attention_mask is True and config.padding_side == "right"
+    assert config.do_normalize is ("wavlm" not in name)  # microsoft/wavlm-base-plus does not normalise
+    assert config.return_attention_mask is True and config.padding_side == "right"
     assert config.to_dict()["feature_extractor_type"] == raw["feature_extractor_type"] == "Wav2Vec2FeatureExtractor"
     if name == "superb__hubert-large-superb-er":
         assert raw["padding_value"] == 0 and isinstance(raw["padding_value"], int)

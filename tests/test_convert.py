@@ -1,5 +1,5 @@
 """TensorFlow fixtures (made by TensorFlow itself) through our own models: from_pretrained(from_tf=True) and
-``audioclf convert --from-tf``, matched against the outputs TensorFlow computed."""
+``audioclf convert``, matched against the outputs TensorFlow computed."""
 
 from __future__ import annotations
 
@@ -155,10 +155,14 @@ def test_bad_checkpoints_write_nothing(damage, tmp_path):
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
-def test_convert_without_from_tf_is_a_usage_error(tmp_path):
+def test_convert_needs_no_from_tf_flag(tmp_path):
+    """TensorFlow is the only source format: the flag is optional (and still accepted, see above)."""
+    output = tmp_path / "o"
     result = subprocess.run([sys.executable, "-m", "audioclf", "convert", str(TF / "w2v2_cls_group" / "h5"), "-o",
-                             str(tmp_path / "o")], capture_output=True, text=True)
-    assert result.returncode == 2 and "--from-tf" in result.stderr
+                             str(output)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(output)
+    assert_matches_tensorflow(audioclf.AutoModelForAudioClassification.from_pretrained(output), "w2v2_cls_group")
 
 
 @pytest.mark.parametrize("fmt", ["h5", "ckpt", "v1"])

@@ -1,4 +1,4 @@
-"""``audioclf export --format onnx`` and the export cache (keys, atomic entries, corrupt entries rebuilt)."""
+"""``audioclf export --graph-format onnx`` and the export cache (keys, atomic entries, corrupt entries rebuilt)."""
 
 from __future__ import annotations
 
@@ -65,9 +65,11 @@ def test_exported_graph_runs_in_onnxruntime_like_transformers(reference, tmp_pat
 
 
 def test_export_refuses_unknown_formats(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "audioclf", "export", "--format", "tflite", "-o",
+    done = subprocess.run([sys.executable, "-m", "audioclf", "export", "--graph-format", "tflite", "-o",
                            str(tmp_path / "m.tflite")], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and done.stderr.strip() == "error: --format must be one of onnx, got 'tflite'"
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "--graph-format" in lines[0] and "'tflite' is not one of 'onnx'" in lines[0], lines[0]
     assert not any(tmp_path.iterdir())
 
 

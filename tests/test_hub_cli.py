@@ -91,7 +91,7 @@ def test_cache_list_and_rm(hub, hub_env, tiny_models):
     repo.commit(tiny_models.safetensors)
     env = {**hub_env["env"], "HF_HUB_OFFLINE": "1"}
     online = hub_env["env"]
-    assert run(online, "download", "org/tiny", "-r", "v1").returncode == 0
+    assert run(online, "download", "org/tiny", "--revision", "v1").returncode == 0
     assert run(online, "download", "org/tiny").returncode == 0
     hub.stop()
 

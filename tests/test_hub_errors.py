@@ -116,7 +116,7 @@ def test_one_hub_failure_reads_the_same_from_every_command(hub, hub_env, tiny_mo
     """End to end against the loopback Hub: the installed entry point, three commands, one unknown revision."""
     hub.add_repo("org/tiny").commit(tiny_models.safetensors)
     expected = "error: revision 'v9' not found in repository 'org/tiny'\n"
-    commands = [["download", "org/tiny", "-r", "v9"], ["inspect", "org/tiny", "-r", "v9"],
+    commands = [["download", "org/tiny", "--revision", "v9"], ["inspect", "org/tiny", "--revision", "v9"],
                 ["classify", "--model", "org/tiny", "--revision", "v9", "samples"]]
     processes = [subprocess.Popen([sys.executable, "-m", "audioclf", *argv], env=hub_env["env"], text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for argv in commands]

@@ -12,10 +12,11 @@ from safetensors.torch import save_file
 
 import audioclf
 from audioclf.errors import AudioclfError, CheckpointError
-from oracle import build_reference, padded_batch, save_reference, scaled_max_diff
+from oracle import FRAME_INPUT_TYPES, build_reference, padded_batch, save_reference, scaled_max_diff, model_batch
 
 Auto = audioclf.AutoModelForAudioClassification
-TYPES = ["wav2vec2", "hubert", "unispeech", "unispeech-sat", "sew", "sew-d"]
+TYPES = ["wav2vec2", "hubert", "unispeech", "unispeech-sat", "sew", "sew-d", "wavlm", "data2vec-audio",
+         "wav2vec2-conformer", "wav2vec2-bert"]
 
 
 def logits_of(model, inputs):
@@ -32,7 +33,7 @@ def test_every_weight_format_gives_reference_logits(model_type, fmt, tmp_path):
         assert any(p.name.endswith(".index.json") for p in tmp_path.iterdir())
     model, info = Auto.from_pretrained(tmp_path, output_loading_info=True)
     assert not info["missing_keys"] and not info["mismatched_keys"]
-    inputs = padded_batch()
+    _, *inputs = model_batch(model_type)
     assert scaled_max_diff(logits_of(model, inputs), logits_of(reference, inputs)) <= 1e-4
 
 
@@ -180,7 +181,8 @@ def test_from_config_and_save_round_trip(model_type, tmp_path):
     assert type(model).model_type == model_type and not model.training
     model.save_pretrained(tmp_path)
     again = Auto.from_pretrained(tmp_path)
-    values = torch.randn(2, 2000)
+    values = (torch.randn(2, 20, config.feature_projection_input_dim) if model_type in FRAME_INPUT_TYPES
+              else torch.randn(2, 2000))
     assert torch.equal(logits_of(model, (values,)), logits_of(again, (values,)))
 
 
@@ -209,12 +211,14 @@ def test_loading_and_inference_do_not_import_the_compiler_stack(tmp_path):
                                                intermediate_size=32, num_hidden_layers=1, num_conv_pos_embeddings=8,
                                                num_conv_pos_embedding_groups=2)
         Auto.from_config(config).save_pretrained(tmp_path / model_type)
+    # one second of waveform, or 50 filter-bank frames of the default width (160) for feature-frame models
+    shapes = [(1, 50, 160) if t in FRAME_INPUT_TYPES else (1, 16000) for t in TYPES]
     code = (
         "import sys, torch, audioclf\n"
-        f"for path in {[str(tmp_path / t) for t in TYPES]!r}:\n"
+        f"for path, shape in {list(zip([str(tmp_path / t) for t in TYPES], shapes))!r}:\n"
         "    model = audioclf.AutoModelForAudioClassification.from_pretrained(path).optimize_for_inference()\n"
         "    with torch.no_grad():\n"
-        "        model(torch.randn(1, 16000))\n"
+        "        model(torch.randn(*shape))\n"
         "    assert 'torch._dynamo' not in sys.modules, f'torch._dynamo imported by {path}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

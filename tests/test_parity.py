@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import audioclf
-from oracle import (PARITY_TOLERANCE, build_reference, device_inputs, on_test_device, padded_batch, save_reference,
+from oracle import (PARITY_TOLERANCE, build_reference, device_inputs, input_cases, on_test_device, save_reference,
                     scaled_max_diff)
 
 #: 1e-4 in float32 (AUDIOCLF_TEST_DEVICE / AUDIOCLF_TEST_DTYPE run our side elsewhere: see oracle.py)
@@ -52,6 +52,30 @@ CASES = {
         dict(conv_dim=(32, 32, 32, 48), squeeze_factor=3, feat_extract_norm="layer", max_relative_positions=40,
              position_buckets=0),
     ],
+    # buckets small enough that the batch's distances reach the log-spaced buckets and the cap
+    "wavlm": [
+        {},
+        dict(feat_extract_norm="layer", do_stable_layer_norm=True, use_weighted_layer_sum=True, conv_bias=True),
+        dict(num_buckets=16, max_bucket_distance=40, hidden_act="gelu_new"),
+        dict(do_stable_layer_norm=True, tie_last_hidden_states=True, num_buckets=12, max_bucket_distance=20),
+    ],
+    "data2vec-audio": [
+        {},
+        dict(use_weighted_layer_sum=True, conv_pos_kernel_size=8, num_conv_pos_embeddings=3),
+        dict(conv_bias=True, hidden_act="relu", feat_extract_activation="gelu_new", num_conv_pos_embedding_groups=2),
+    ],
+    "wav2vec2-conformer": [
+        {},  # relative
+        dict(position_embeddings_type="rotary", use_weighted_layer_sum=True, hidden_act="swish"),
+        dict(position_embeddings_type=None, feat_extract_norm="layer", conv_bias=True, conv_depthwise_kernel_size=3),
+    ],
+    "wav2vec2-bert": [
+        {},  # relative_key
+        dict(use_intermediate_ffn_before_adapter=True, use_weighted_layer_sum=True, hidden_act="gelu"),
+        dict(position_embeddings_type="relative", conv_depthwise_kernel_size=3),
+        dict(position_embeddings_type="rotary", use_intermediate_ffn_before_adapter=True),
+        dict(position_embeddings_type=None, left_max_position_embeddings=64, right_max_position_embeddings=8),
+    ],
 }
 PARAMS = [pytest.param(mt, ov, id=f"{mt}-{i}") for mt, cases in CASES.items() for i, ov in enumerate(cases)]
 
@@ -75,13 +99,7 @@ def test_parity(model_type, overrides, tmp_path):
     save_reference(reference, tmp_path)
     ours = on_test_device(audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path))
     assert type(ours).model_type == model_type
-    values, mask = padded_batch()
-    cases = {
-        "padded+mask": dict(input_values=values, attention_mask=mask),
-        "padded,no mask": dict(input_values=values),
-        "single": dict(input_values=values[:1, :4001]),
-        "single odd": dict(input_values=values[2:3, :2501]),
-    }
+    cases = input_cases(model_type)
     for name, inputs in cases.items():
         diffs = compare(ours, reference, inputs)
         worst = max(diffs, key=diffs.get)
@@ -103,8 +121,7 @@ def test_parity_detects_a_perturbed_weight(model_type, tmp_path):
     ours = on_test_device(audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path))
     with torch.no_grad():
         ours.projector.weight[0, 0] += 0.5 * max(1.0, TOLERANCE / 1e-2)
-    values, mask = padded_batch()
-    assert compare(ours, reference, dict(input_values=values, attention_mask=mask))["logits"] > TOLERANCE
+    assert compare(ours, reference, input_cases(model_type)["padded+mask"])["logits"] > TOLERANCE
 
 
 @pytest.mark.parametrize("model_type", list(CASES))
@@ -112,10 +129,10 @@ def test_attentions_match(model_type, tmp_path):
     reference = build_reference(model_type, attn_implementation="eager")
     save_reference(reference, tmp_path)
     ours = audioclf.AutoModelForAudioClassification.from_pretrained(tmp_path)
-    values, mask = padded_batch()
+    inputs = input_cases(model_type)["padded+mask"]
     with torch.no_grad():
-        expected = reference(values, attention_mask=mask, output_attentions=True)
-        got = ours(values, attention_mask=mask, output_attentions=True)
+        expected = reference(**inputs, output_attentions=True)
+        got = ours(**inputs, output_attentions=True)
     assert len(got.attentions) == len(expected.attentions) == reference.config.num_hidden_layers
     for a, b in zip(got.attentions, expected.attentions):
         assert a.shape == b.shape

@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from audioclf.errors import ModelError
-from oracle import SPECTROGRAM_MODEL_TYPES, build_reference, ours_like, padded_batch, spectrogram_batch
+from audioclf.config import ModelConfig
+from oracle import (FRAME_INPUT_TYPES, SPECTROGRAM_MODEL_TYPES, build_reference, model_batch, ours_like, padded_batch,
+                    spectrogram_batch)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,10 +23,12 @@ LABELS = torch.tensor([0, 3, 1, 4])  # one class index per row of the padded bat
 
 #: every regulariser off: train() must then compute what eval() computes, with batch statistics for BatchNorm
 QUIET = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, layerdrop=0.0,
-             mask_time_prob=0.0, mask_feature_prob=0.0)
-#: every regulariser on, strongly enough that each one acts on the tiny models
+             mask_time_prob=0.0, mask_feature_prob=0.0, conformer_conv_dropout=0.0)
+#: every regulariser on, strongly enough that each one acts on the tiny models (WavLM's reference needs
+#: mask_feature_min_masks spelled out to draw feature masks)
 NOISY = dict(hidden_dropout=0.1, attention_dropout=0.15, activation_dropout=0.1, feat_proj_dropout=0.1, layerdrop=0.3,
-             mask_time_prob=0.3, mask_time_length=2, mask_feature_prob=0.2, mask_feature_length=3)
+             mask_time_prob=0.3, mask_time_length=2, mask_feature_prob=0.2, mask_feature_length=3,
+             mask_feature_min_masks=0, conformer_conv_dropout=0.1)
 
 # Post-LN and stable-LN, weighted layer sum, HuBERT's BatchNorm positional conv, SEW-D variants, group and layer conv
 # norm, for all six architectures.
@@ -39,13 +43,22 @@ CASES = {
     "sew": [{}, dict(use_weighted_layer_sum=True, feat_extract_norm="layer", conv_bias=True)],
     "sew-d": [{}, dict(position_buckets=0, max_position_embeddings=24, share_att_key=False),
               dict(pos_att_type=("c2p",), norm_rel_ebd="none", use_weighted_layer_sum=True)],
+    "wavlm": [dict(num_buckets=16, max_bucket_distance=40),
+              dict(feat_extract_norm="layer", do_stable_layer_norm=True, use_weighted_layer_sum=True)],
+    "data2vec-audio": [{}, dict(use_weighted_layer_sum=True, num_conv_pos_embeddings=3)],
+    "wav2vec2-conformer": [{}, dict(position_embeddings_type="rotary", use_weighted_layer_sum=True),
+                           dict(position_embeddings_type=None, feat_extract_norm="layer")],
+    "wav2vec2-bert": [{}, dict(position_embeddings_type="relative", use_intermediate_ffn_before_adapter=True),
+                      dict(position_embeddings_type="rotary", use_weighted_layer_sum=True)],
 }
 PARAMS = [pytest.param(mt, ov, id=f"{mt}-{i}") for mt, cases in CASES.items() for i, ov in enumerate(cases)]
 
 
 def regularised(model_type: str, settings: dict) -> dict:
-    """``settings`` for ``model_type`` (SEW-D has no LayerDrop, its config does not declare it)."""
-    return {k: v for k, v in settings.items() if not (model_type == "sew-d" and k == "layerdrop")}
+    """The ``settings`` ``model_type`` declares (SEW-D has no LayerDrop, only the conformers a conv-module
+    dropout)."""
+    declared = ModelConfig.fields(model_type)
+    return {k: v for k, v in settings.items() if k in declared}
 
 
 def gradient_differences(ours, reference) -> dict[str, float]:
@@ -66,13 +79,13 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def model_inputs(model) -> dict:
-    """The test batch of ``model`` (ours or the reference): the padded waveform batch and its mask, or a spectrogram
-    model's random features (AST ``input_values``, Whisper ``input_features``)."""
+    """The test batch of ``model`` (ours or the reference): the padded waveform or feature-frame batch and its mask,
+    or a spectrogram model's random features (AST ``input_values``, Whisper ``input_features``)."""
     model_type = model.config.model_type
     if model_type in SPECTROGRAM_MODEL_TYPES:
         return {"input_features" if model_type == "whisper" else "input_values": spectrogram_batch(model.config)}
-    values, mask = padded_batch()
-    return dict(input_values=values, attention_mask=mask)
+    name, values, mask = model_batch(model_type)
+    return {name: values, "attention_mask": mask}
 
 
 def step(model, labels=LABELS, seed: int | None = None, loss_of=None, **inputs):
@@ -166,9 +179,13 @@ def test_train_mode_without_randomness_matches(model_type, overrides):
                                                        train=True, output_hidden_states=True)
     for a, b in zip(got.hidden_states, expected.hidden_states, strict=True):
         assert relative(a, b) <= TOLERANCE
-    buffers = dict(reference.named_buffers())  # BatchNorm running statistics
-    assert set(dict(ours.named_buffers())) == set(buffers)
-    for name, value in ours.named_buffers():
+    def persistent_buffers(model) -> dict[str, torch.Tensor]:  # BatchNorm statistics, rotary frequencies
+        state = model.state_dict()
+        return {name: state[name] for name, _ in model.named_buffers() if name in state}
+
+    buffers = persistent_buffers(reference)
+    assert set(persistent_buffers(ours)) == set(buffers)
+    for name, value in persistent_buffers(ours).items():
         assert torch.allclose(value.float(), buffers[name].float(), atol=1e-6), name
 
 
@@ -181,7 +198,7 @@ def test_seeded_train_mode_with_regularisers_matches(model_type, overrides):
     if overrides.get("use_weighted_layer_sum"):
         noisy.pop("layerdrop", None)
     reference, ours, expected, got = assert_close_step(model_type, {**overrides, **noisy}, train=True, seed=7)
-    values, mask = padded_batch()
+    _, values, mask = model_batch(model_type)
     with torch.no_grad():
         reference.eval()
         assert relative(got.logits, reference(values, attention_mask=mask).logits) > 1e-3  # the noise did act
@@ -211,7 +228,7 @@ def test_dropout_makes_train_stochastic_and_eval_deterministic(model_type):
     reference = build_reference(model_type, **regularised(model_type, dict(NOISY, mask_time_prob=0.0,
                                                                                mask_feature_prob=0.0)))
     ours = ours_like(reference)
-    values, mask = padded_batch()
+    _, values, mask = model_batch(model_type)
     with torch.no_grad():
         first, second = (ours.train()(values, attention_mask=mask).logits for _ in range(2))
         assert relative(first, second) > 1e-3
@@ -290,6 +307,10 @@ def test_masked_frames_take_masked_spec_embed(model_type):
     ("unispeech-sat", dict(mask_time_prob=0.0, mask_feature_prob=0.0), True),
     ("sew-d", dict(mask_time_prob=0.1), True),
     ("hubert", dict(mask_time_prob=0.0), False),
+    ("wavlm", dict(mask_time_prob=0.0, mask_feature_prob=0.1), True),
+    ("data2vec-audio", dict(mask_time_prob=0.0), False),
+    ("wav2vec2-conformer", {}, True),
+    ("wav2vec2-bert", dict(mask_time_prob=0.0), False),
 ])
 def test_masked_spec_embed_exists_exactly_when_reference_has_it(model_type, overrides, present):
     reference = build_reference(model_type, **overrides)
@@ -307,6 +328,12 @@ def test_frozen_parts_get_no_gradient(model_type, freeze):
     quiet = dict(regularised(model_type, QUIET), mask_time_prob=0.3, mask_time_length=2)  # masked_spec_embed learns
     reference = build_reference(model_type, use_weighted_layer_sum=True, **quiet)
     ours = ours_like(reference)
+    if model_type in FRAME_INPUT_TYPES and freeze == "freeze_feature_encoder":  # no conv feature encoder to freeze
+        assert not hasattr(reference, freeze)
+        with pytest.raises(ModelError, match="no conv feature encoder") as error:
+            ours.freeze_feature_encoder()
+        assert "\n" not in str(error.value)
+        return
     getattr(reference, freeze)()
     getattr(ours, freeze)()
     trainable = {name for name, p in reference.named_parameters() if p.requires_grad}
@@ -322,7 +349,8 @@ def test_frozen_parts_get_no_gradient(model_type, freeze):
 
 
 @pytest.mark.parametrize("model_type,overrides", [(mt, CASES[mt][i]) for mt, i in
-                                                   (("wav2vec2", 1), ("hubert", 0), ("sew", 0), ("sew-d", 1))])
+                                                   (("wav2vec2", 1), ("hubert", 0), ("sew", 0), ("sew-d", 1),
+                                                    ("wavlm", 0), ("wav2vec2-conformer", 1), ("wav2vec2-bert", 0))])
 def test_gradient_checkpointing_keeps_outputs_and_gradients(model_type, overrides):
     reference = build_reference(model_type, **overrides, **regularised(model_type, dict(NOISY, layerdrop=0.2)))
     assert_checkpointing_keeps_outputs_and_gradients(ours_like(reference))
@@ -405,6 +433,12 @@ KEY_CASES = [
     ("sew", {}), ("sew", dict(mask_time_prob=0.0, conv_dim=(32, 32, 32, 48))),
     ("sew-d", {}), ("sew-d", dict(share_att_key=False, position_buckets=0, mask_time_prob=0.0)),
     ("sew-d", dict(pos_att_type=(), relative_attention=False, norm_rel_ebd="none", mask_feature_prob=0.1)),
+    ("wavlm", {}), ("wavlm", dict(mask_time_prob=0.0, do_stable_layer_norm=True, use_weighted_layer_sum=True)),
+    ("data2vec-audio", {}), ("data2vec-audio", dict(mask_time_prob=0.0, conv_bias=True)),
+    ("wav2vec2-conformer", {}), ("wav2vec2-conformer", dict(position_embeddings_type="rotary", mask_time_prob=0.0)),
+    ("wav2vec2-conformer", dict(position_embeddings_type=None)),
+    ("wav2vec2-bert", {}), ("wav2vec2-bert", dict(position_embeddings_type="relative", mask_time_prob=0.0)),
+    ("wav2vec2-bert", dict(position_embeddings_type="rotary", use_intermediate_ffn_before_adapter=True)),
 ]
 
 

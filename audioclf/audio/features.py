@@ -7,7 +7,7 @@ mono ``float32 [N]`` segment → the model input of one item) and pads a batch o
 lengths may share a batch without changing any item's result; when it is false the engine batches equal lengths
 only. ``max_samples`` caps the segment length (``None``: any length). :func:`load_featurizer` picks the class from
 the model's feature-extractor settings (``feature_extractor_type``): this waveform featurizer, or the spectral ones
-of :mod:`audioclf.audio.spectral_features` (AST, Whisper).
+of :mod:`audioclf.audio.spectral_features` (AST, Whisper, wav2vec2-BERT's SeamlessM4T).
 
 **Waveform featurizer** (:class:`FeatureExtractor`). The wav2vec2-family architectures take the raw waveform: the
 "features" are the samples themselves, padded to a common length and (when ``do_normalize``) standardised per
@@ -403,10 +403,12 @@ class FeatureExtractor:
         return batch
 
     def exact_padding(self, model_config: Any) -> bool:
-        """Padding changes nothing when the model gets a mask, pads on the right and normalises its conv stack per
-        frame (``feat_extract_norm == "layer"``); group norm runs over the padded time axis too."""
+        """Padding changes nothing when the model gets a mask, pads on the right, normalises its conv stack per
+        frame (``feat_extract_norm == "layer"``; group norm runs over the padded time axis too) and keeps padded
+        frames away from valid ones in its encoder (``masks_padding_exactly``)."""
         return (self.return_attention_mask and self.padding_side == "right"
-                and getattr(model_config, "feat_extract_norm", None) == "layer")
+                and getattr(model_config, "feat_extract_norm", None) == "layer"
+                and getattr(model_config, "masks_padding_exactly", True))
 
     # ------------------------------------------------------------------------------- transformers-style batch call
     def __call__(
@@ -523,7 +525,8 @@ def featurizer_from_dict(values: dict[str, Any]) -> Featurizer:
     return factory(values)
 
 
-# Spectral featurizers (AST, Whisper) are built on first use: their module imports this one.
+# Spectral featurizers (AST, Whisper, wav2vec2-BERT's SeamlessM4T) are built on first use: their module imports
+# this one.
 def _spectral_featurizer(kind: str) -> Callable[[dict[str, Any]], Featurizer]:
     def build(values: dict[str, Any]) -> Featurizer:
         from audioclf.audio.spectral_features import FEATURE_EXTRACTOR_CLASSES
@@ -533,13 +536,15 @@ def _spectral_featurizer(kind: str) -> Callable[[dict[str, Any]], Featurizer]:
     return build
 
 
-FEATURIZERS.update({kind: _spectral_featurizer(kind) for kind in ("ASTFeatureExtractor", "WhisperFeatureExtractor")})
+FEATURIZERS.update({kind: _spectral_featurizer(kind) for kind in ("ASTFeatureExtractor", "WhisperFeatureExtractor",
+                                                                   "SeamlessM4TFeatureExtractor")})
 
 #: model_type -> the featurizer of a checkpoint without (pre)processor config, and its settings from config.json
 DEFAULT_FEATURIZERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "audio-spectrogram-transformer": lambda config: {"feature_extractor_type": "ASTFeatureExtractor"},
     "whisper": lambda config: {"feature_extractor_type": "WhisperFeatureExtractor",
                                "feature_size": config.get("num_mel_bins", 80)},
+    "wav2vec2-bert": lambda config: {"feature_extractor_type": "SeamlessM4TFeatureExtractor"},
 }
 
 

@@ -797,7 +797,8 @@ class SeamlessM4TFeatureExtractor(_SpectralFeatureExtractor):
         config = self.config
         if not config.return_attention_mask or config.padding_side != "right":
             return False
-        if model_config is not None and getattr(model_config, "add_adapter", False):
+        if model_config is not None and (getattr(model_config, "add_adapter", False)
+                                         or not getattr(model_config, "masks_padding_exactly", True)):
             return False
         stride, period = config.stride, math.lcm(config.stride, SEAMLESS_PAD_MULTIPLE)
         # A stacked frame k is valid when frame k * stride + 1 is real; alone, a clip of T frames keeps stacked frames

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from audioclf.cli._errors import EXIT_SOME_FAILED, EXIT_STATUS_HELP, UsageError, handles_errors
+from audioclf.cli._options import CacheDir, Format, Yes, examples
 from audioclf.cli._output import Column, choose_format, print_machine, print_table
+
+LIST_EXAMPLES = examples(
+    ("audioclf cache list", "a table on a terminal"),
+    ("audioclf cache list -f json | jq '.[].repo_id'", "JSON for scripts (JSON Lines when piped)"),
+    ("audioclf cache list --all", "every cached model, not only audio classifiers"),
+)
+RM_EXAMPLES = examples(
+    ("audioclf cache rm superb/wav2vec2-base-superb-ks", "asks before removing"),
+    ("audioclf cache rm superb/wav2vec2-base-superb-ks --revision v1 -y", "one revision, no question"),
+)
 
 cache_app = typer.Typer(
     name="cache",
     help=f"List or remove models in the Hugging Face cache (HF_HUB_CACHE). Works offline.\n\n{EXIT_STATUS_HELP}",
+    epilog=examples(("audioclf cache list", "what is cached"), ("audioclf cache rm MODEL_ID", "free the space")),
     no_args_is_help=True,
     add_completion=False,
 )
 
-CacheDirOption = Annotated[
-    Optional[Path],
-    typer.Option("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE, or HF_HOME/hub).", show_default=False),
-]
+ListFormat = Literal["auto", "table", "json", "jsonl"]
 
 
 def _size(num: float) -> str:
@@ -41,17 +49,15 @@ def _age(timestamp: float) -> str:
     return "just now"
 
 
-@cache_app.command("list")
+@cache_app.command("list", epilog=LIST_EXAMPLES)
 @handles_errors()
 def list_models(
-    output_format: Annotated[Optional[str], typer.Option("--format", "-f", help="auto (default: a table on a "
-                                                         "terminal, JSON Lines otherwise) | table | json | jsonl.",
-                                                         show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format jsonl: one JSON object per model.")] = False,
+    output_format: Format[ListFormat] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format jsonl.", hidden=True)] = False,
     all_models: Annotated[
         bool, typer.Option("--all", help="Include cached models that are not audio classifiers.")
     ] = False,
-    cache_dir: CacheDirOption = None,
+    cache_dir: CacheDir = None,
 ) -> None:
     """List cached audio classification models with their revisions and sizes.
 
@@ -79,17 +85,18 @@ def list_models(
     print_table(columns, rows, title=f"Hub cache: {where}")
 
 
-@cache_app.command("rm")
+@cache_app.command("rm", epilog=RM_EXAMPLES)
 @handles_errors()
 def remove(
-    model_id: Annotated[str, typer.Argument(help="Hub model id to remove from the cache.", show_default=False)],
+    model_id: Annotated[str, typer.Argument(help="Hub model id to remove from the cache.", metavar="MODEL_ID",
+                                            show_default=False)],
     revision: Annotated[
         Optional[str],
-        typer.Option("--revision", "-r", help="Only this revision (branch, tag or commit); default: all.",
+        typer.Option("--revision", help="Only this revision (branch, tag or commit); default: all.",
                      show_default=False),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    cache_dir: CacheDirOption = None,
+    yes: Yes = False,
+    cache_dir: CacheDir = None,
 ) -> None:
     """Remove a cached model, or one of its revisions. Files shared with other revisions are kept.
 

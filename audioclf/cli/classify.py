@@ -7,82 +7,108 @@ flags' names. SIGINT and SIGTERM stop a run cleanly (:class:`_StopSignals`).
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, flag_for, handles_errors, report
-from audioclf.cli.output import FORMATS, atomic_output, open_writer, resolve_format
+from audioclf.cli._errors import EXIT_OK, EXIT_SOME_FAILED, handles_errors, report
+from audioclf.cli._options import (
+    BatchSize, CacheDir, Channels, Device, Dtype, FilesFrom, Format, Hop, Inputs, MaxBatchSeconds, Model, Null, Quiet,
+    Recursive, Revision, Threads, Token, Window, examples,
+)
+from audioclf.cli._run import Progress as _Progress
+from audioclf.cli._run import StopSignals as _StopSignals
+from audioclf.cli._run import return_large_buffers_to_os as _return_large_buffers_to_os
+from audioclf.cli._run import with_flags as _with_flags
+from audioclf.cli.output import (
+    EVENT_FORMATS, FORMATS, PER_INPUT_FORMATS, EventFilesWriter, RecordFormat, atomic_output, open_writer,
+    resolve_format,
+)
 from audioclf.errors import AudioclfError, OptionError
 
 ENGINES = ("local", "ray")
+Engine = Literal["local", "ray"]
+Activation = Literal["auto", "softmax", "sigmoid", "none"]
+Aggregate = Literal["mean", "max"]
+Quantization = Literal["int8"]
+Backend = Literal["auto", "torch", "onnx"]
+#: what ``--format`` takes: the record formats, the event tables of ``--events``, and parquet for ``--engine ray``
+ClassifyFormat = Literal[RecordFormat, "audacity", "raven", "parquet"]
+
+EXAMPLES = examples(
+    ("audioclf classify recording.wav", "the bundled keyword model, a table on a terminal"),
+    ("audioclf classify -m superb/hubert-large-superb-er clips/*.flac", "a model from the Hub"),
+    ("audioclf classify -m ./ckpt -r data/ -f csv -o results.csv", "a whole tree to a CSV file"),
+    ("find data -name '*.wav' | audioclf classify -m ./ckpt - | jq -c .labels[0]", "paths on stdin, JSON Lines out"),
+    ("audioclf classify -m ./ckpt --window 2 --hop 1 --aggregate mean long.ogg", "a timeline plus a file record"),
+    ("audioclf classify --window 1 --hop 0.25 --events -f raven -o tables/ --plot pics/ *.wav",
+     "detection events as Raven tables, and timeline pictures"),
+)
 
 
 @handles_errors()
 def classify(
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Files, directories, glob patterns, or - (paths on stdin).",
-                                                         show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model directory, weights file or Hub id "
-                                                 "(default: the built-in model).", show_default=False)] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision of the model (branch, tag or commit).",
-                                                    show_default=False)] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")] = False,
-    files_from: Annotated[Optional[Path], typer.Option("--files-from", help="Read input paths from this file "
-                                                       "(one per line; - for stdin).", show_default=False)] = None,
-    null: Annotated[bool, typer.Option("-0", "--null", help="Path lists (stdin, --files-from) are NUL-separated.")] = False,
-    channels: Annotated[str, typer.Option(help="mix | first | N (0-based) | each (one record per channel).")] = "mix",
-    batch_size: Annotated[int, typer.Option(help="Most segments per model call.")] = 8,
-    max_batch_seconds: Annotated[Optional[float], typer.Option(help="Most padded audio per model call, in seconds "
-                                                               "(default: 32 on CPU, 320 on GPU).",
-                                                               show_default=False)] = None,
+    inputs: Inputs = None,
+    model: Model = None,
+    revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+    recursive: Recursive = False,
+    files_from: FilesFrom = None,
+    null: Null = False,
+    channels: Channels = "mix",
+    batch_size: BatchSize = 8,
+    max_batch_seconds: MaxBatchSeconds = None,
     chunk: Annotated[float, typer.Option(help="Classify longer files in chunks of this many seconds.")] = 30.0,
-    window: Annotated[Optional[float], typer.Option(help="One record per window of this many seconds.",
-                                                    show_default=False)] = None,
-    hop: Annotated[Optional[float], typer.Option(help="Seconds between window starts (default: --window).",
-                                                 show_default=False)] = None,
-    aggregate: Annotated[Optional[str], typer.Option(help="With --window, also a file record: mean | max.",
-                                                     show_default=False)] = None,
+    window: Window = None,
+    hop: Hop = None,
+    aggregate: Annotated[Optional[Aggregate], typer.Option(help="With --window, also a file record: the mean or "
+                                                           "max of the window scores.", show_default=False)] = None,
     top_k: Annotated[int, typer.Option(help="Labels per record (0 = all).")] = 5,
     min_score: Annotated[Optional[float], typer.Option(help="Leave out labels scoring below this.",
                                                        show_default=False)] = None,
-    activation: Annotated[str, typer.Option(help="auto | softmax | sigmoid | none (auto follows the model's "
-                                            "problem_type).")] = "auto",
+    activation: Annotated[Activation, typer.Option(help="auto follows the model's problem_type.")] = "auto",
     labels: Annotated[Optional[str], typer.Option(help="Only report these labels (comma-separated).",
                                                   show_default=False)] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="auto | table | jsonl | json | csv | tsv "
-                                               "(--engine ray: jsonl | parquet).")] = "auto",
+    output_format: Format[ClassifyFormat] = "auto",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the records to this file (atomically) "
                                                   "instead of stdout; --engine ray: a directory (path or URI) for "
                                                   "record shards.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep the records already in --output and skip their "
                                          "inputs (continue an interrupted run).")] = False,
-    engine: Annotated[str, typer.Option(help="local | ray (decode in Ray Data tasks, the model in an actor pool).")] = "local",
+    engine: Annotated[Engine, typer.Option(help="ray: decode in Ray Data tasks, the model in an actor pool.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster address (host:port, ray://host:port, "
                                                    "auto; default: RAY_ADDRESS, else a local Ray).",
                                                    show_default=False)] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: cuda when available).")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16.")] = "float32",
-    quantize: Annotated[Optional[str], typer.Option(help="int8: int8 linear layers (CPU, opt-in; scores move "
-                                                         "slightly): dynamic, or static with --calibrate.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads of the model (default: one per core).",
-                                                   show_default=False)] = None,
-    backend: Annotated[str, typer.Option(help="auto | onnx | torch. onnx: ONNX Runtime on a graph exported once per "
-                                         "model and cached (CPU, float32 or int8; torch is not imported once the graph "
-                                         "is cached); auto: onnx for float32 on the CPU, else torch.")] = "auto",
+    device: Device = "auto",
+    dtype: Dtype = "float32",
+    quantize: Annotated[Optional[Quantization], typer.Option(help="int8: int8 linear layers (CPU, opt-in; scores "
+                                                             "move slightly): dynamic, or static with --calibrate.",
+                                                             show_default=False)] = None,
+    threads: Threads = None,
+    backend: Annotated[Backend, typer.Option(help="onnx: ONNX Runtime on a graph exported once per model and cached "
+                                             "(CPU, float32 or int8; torch is not imported once the graph is "
+                                             "cached); auto: onnx for a float32 model on the CPU, else torch.")] = "auto",
     calibrate: Annotated[Optional[list[Path]], typer.Option(help="With --quantize int8: static int8 calibrated on "
                                                             "this audio (file or directory; repeatable; onnx "
                                                             "backend).", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4); --engine ray: model "
                                                    "replicas (actors).", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")] = False,
+    quiet: Quiet = False,
+    events: Annotated[bool, typer.Option("--events", help="With --window: write detection events (consecutive "
+                                         "windows scoring at least --threshold, merged) instead of window records.")] = False,
+    threshold: Annotated[Optional[float], typer.Option(help="--events: the score a window needs (default 0.5).",
+                                                       show_default=False)] = None,
+    min_gap: Annotated[float, typer.Option(help="--events: join events of a label separated by less than this many "
+                                           "seconds.")] = 0.0,
+    min_duration: Annotated[float, typer.Option(help="--events: drop events shorter than this many seconds.")] = 0.0,
+    plot: Annotated[Optional[Path], typer.Option(help="With --window: draw a timeline picture (spectrogram, one score "
+                                                 "lane per label, events shaded) to this PNG, or one per input into "
+                                                 "this existing directory. Needs matplotlib.", show_default=False)] = None,
 ) -> None:
     """Classify audio files and print one record per file (or per window / channel).
 
@@ -103,6 +129,19 @@ def classify(
     path,channel,start,end,rank,label,score,error. --format auto: a table on a terminal, JSON Lines otherwise
     (with --output: by file extension .json/.csv/.tsv/.txt, else JSON Lines).
 
+    --events (with --window/--hop) writes detection events instead of window records: per input, channel and label,
+    consecutive windows whose score is at least --threshold (default 0.5) merge into one event {"path",
+    "channel"?, "label", "start", "end", "score", "model"} (score: the highest window score); events of a label that
+    overlap, touch or lie less than --min-gap seconds apart are joined, events shorter than --min-duration dropped,
+    --labels keeps only those labels. Formats: jsonl, json, csv/tsv (path,channel,label,start,end,score,error), table,
+    audacity (a label track: start<TAB>end<TAB>label) and raven (a Raven Pro selection table with Label and Score
+    columns); with --output DIR (an existing directory) audacity and raven write one file per input,
+    NAME.labels.txt or NAME.selections.txt. Those two formats cannot hold errors: failed inputs are told on stderr.
+
+    --plot FILE.png (one input) or --plot DIR (one NAME.png per input) draws each input's timeline: its spectrogram
+    on top and one lane per label with the label's score over time, the threshold and the events shaded. Lanes:
+    --labels, else the labels with events, else the --top-k best. Needs matplotlib: pip install 'audioclf[plot]'.
+
     --resume with --output keeps the records already there and classifies only the other inputs; with it an
     interrupted run (Ctrl-C or SIGTERM) still writes the records of the inputs it finished, so the next run goes on
     from there. Without --resume an interrupted run leaves --output as it was.
@@ -112,13 +151,21 @@ def classify(
     (--device cuda: one GPU each), --batch-size inputs per actor call. Records, the same as locally, go to shards
     part-*.jsonl (or --format parquet) in the --output directory; --resume skips inputs already in the shards.
 
+    On a terminal, records are shown as rows of a table as they are ready, below a progress bar on stderr that
+    is cleared when the run ends (--quiet: no bar, no summary).
+
     Exit status: 0 every input classified; 1 some input failed (its record says why); 2 usage error (bad option,
-    unknown label, model that cannot be loaded); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+    unknown label, model that cannot be loaded); 130 interrupted (Ctrl-C); 141 the reader of the output went away
+    (| head -1); 143 terminated (SIGTERM).
     """
     if engine not in ENGINES:
         raise AudioclfError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "local" and output_format not in FORMATS:
-        raise AudioclfError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
+    formats = EVENT_FORMATS if events else FORMATS
+    if engine == "local" and output_format not in formats:
+        if output_format in PER_INPUT_FORMATS:
+            raise AudioclfError(f"--format {output_format} needs --events")
+        raise AudioclfError(f"--format {output_format} needs --engine ray; --engine local writes "
+                            f"{', '.join(formats)}")
     arguments = list(inputs or [])
     if not arguments and files_from is None:
         raise AudioclfError("no inputs: give files, directories, glob patterns, or - to read paths from stdin")
@@ -129,10 +176,17 @@ def classify(
     if address is not None and engine != "ray":
         raise AudioclfError("--address needs --engine ray")
     label_names = None if labels is None else [name.strip() for name in labels.split(",") if name.strip()]
+    from audioclf.cli._events import WindowReport
+
+    window_report = WindowReport.from_options(
+        events=events, threshold=threshold, min_gap=min_gap, min_duration=min_duration, plot=plot, window=window,
+        aggregate=aggregate, resume=resume, engine=engine, labels=label_names, top_k=top_k, min_score=min_score,
+        title=f"model {model or 'audioclf/default'} · window {window} s · hop {hop or window} s")
     options = dict(batch_size=batch_size, max_batch_seconds=max_batch_seconds, chunk=chunk, window=window, hop=hop,
                    aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
                    labels=label_names, device=device, dtype=dtype, quantize=quantize, threads=threads, recursive=recursive,
-                   revision=revision, backend=backend, calibrate=[str(path) for path in calibrate or []] or None)
+                   revision=revision, token=token, cache_dir=None if cache_dir is None else str(cache_dir),
+                   backend=backend, calibrate=[str(path) for path in calibrate or []] or None)
     with _StopSignals() as stop:
         try:
             if engine == "ray":
@@ -140,7 +194,7 @@ def classify(
                                           address, workers, quiet)
             else:
                 status = _classify_locally(arguments, files_from, null, model, options, output_format, output, resume,
-                                           workers, quiet, stop)
+                                           workers, quiet, stop, window_report)
         except OptionError as error:
             raise _with_flags(error) from None
         except KeyboardInterrupt:
@@ -153,13 +207,20 @@ def classify(
 
 def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bool, model: Optional[str],
                       options: dict[str, Any], output_format: str, output: Optional[str], resume: bool,
-                      workers: Optional[int], quiet: bool, stop: "_StopSignals") -> int:
+                      workers: Optional[int], quiet: bool, stop: "_StopSignals", report: Any = None) -> int:
     """The local engine: records to stdout or to ``--output`` (atomically); returns the exit status. A signal
-    raises KeyboardInterrupt (:class:`_StopSignals`); with ``--resume`` the finished inputs are saved first."""
+    raises KeyboardInterrupt (:class:`_StopSignals`); with ``--resume`` the finished inputs are saved first.
+    ``report``: a :class:`~audioclf.cli._events.WindowReport` (events, pictures) or ``None``."""
     output_path = None if output is None else Path(output)
     if output_path is not None and not (output_path.parent if str(output_path.parent) else Path(".")).is_dir():
         raise AudioclfError(f"--output {output}: the directory {output_path.parent} does not exist")
     fmt = resolve_format(output_format, output_path, sys.stdout.isatty())
+    per_input = output_path is not None and output_path.is_dir()
+    if per_input and fmt not in PER_INPUT_FORMATS:
+        raise AudioclfError(f"--output {output} is a directory; only --events --format audacity or raven write one "
+                            "file per input")
+    if report is not None:
+        options = report.engine_options(options)
     from audioclf.engine.records import RESUMABLE_FORMATS, done_paths, read_record_file
 
     kept: list[dict[str, Any]] = []
@@ -187,24 +248,28 @@ def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bo
     if STDIN not in arguments and files_from is None:
         items = list(items)  # cheap, and gives the progress bar a total
         total = len(items)
+    if report is not None:
+        report.check_inputs(total)
+    finish = report.finish if report is not None and report.active else None
+    writer_options = dict(events=report is not None and report.events, sampling_rate=classifier.featurizer.sampling_rate)
 
     show_progress = not quiet and sys.stderr.isatty()
     started = time.monotonic()
     kept_failed = len(done_paths(record for record in kept if "error" in record))
-    with _Progress(total, show_progress) as progress:
-        if output_path is None:
-            try:
-                _write(classifier, items, open_writer(fmt, sys.stdout), progress, stop)
-            except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return EXIT_SOME_FAILED
+    with _Progress(total, show_progress, output_on_screen=output_path is None and sys.stdout.isatty()) as progress:
+        if per_input:
+            assert output_path is not None
+            _write(classifier, items, EventFilesWriter(output_path, fmt, classifier.featurizer.sampling_rate), progress,
+                   stop, finish)
+        elif output_path is None:  # a closed pipe (`| head -1`) ends the command with 141 (handles_errors)
+            _write(classifier, items, open_writer(fmt, sys.stdout, **writer_options), progress, stop, finish)
         else:
             with atomic_output(output_path) as stream:
-                writer = open_writer(fmt, stream)
+                writer = open_writer(fmt, stream, **writer_options)
                 for record in kept:
                     writer.write(record)
                 try:
-                    _write(classifier, items, writer, progress, stop)
+                    _write(classifier, items, writer, progress, stop, finish)
                 except KeyboardInterrupt:
                     if not resume:
                         raise  # the old output stays as it was
@@ -216,14 +281,6 @@ def _classify_locally(arguments: list[str], files_from: Optional[Path], null: bo
         done_count = progress.done + len(done_paths(kept))
         typer.echo(f"{failed} of {done_count} inputs failed ({time.monotonic() - started:.1f} s)", err=True)
     return EXIT_SOME_FAILED if failed else EXIT_OK
-
-
-def _with_flags(error: OptionError) -> OptionError:
-    """The error with the argument a dependency names told as a flag too (``hop needs window`` is shown as ``--hop
-    needs --window``; the error layer turns the leading argument into its flag)."""
-    if not error.detail.startswith("needs "):
-        return error
-    return OptionError(error.option, "needs " + flag_for(error.detail.removeprefix("needs ")))
 
 
 def _classify_on_ray(arguments: list[str], files_from: Optional[Path], null: bool, model: Optional[str],
@@ -251,123 +308,21 @@ def _classify_on_ray(arguments: list[str], files_from: Optional[Path], null: boo
     return EXIT_SOME_FAILED if run.failed else EXIT_OK
 
 
-# Typer keeps single line breaks of the help text; the docstring's paragraphs are written as wrapped source lines.
-classify.__doc__ = "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(classify.__doc__ or "").split("\n\n"))
 
-
-
-def _return_large_buffers_to_os() -> None:
-    """Pin glibc's mmap threshold at 4 MiB (no-op elsewhere).
-
-    glibc raises the threshold each time a large mmapped block is freed, after which blocks of up to 32 MiB (activations
-    of one chunk, decoded audio blocks) come from the heap and stay in the process after use; over a long run that adds
-    about 150 MB to the resident size of a base-sized model. A fixed threshold hands them back to the OS when freed.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress", stop: "_StopSignals") -> None:
+def _write(classifier: Any, items: Any, writer: Any, progress: "_Progress", stop: "_StopSignals",
+           finish: Any = None) -> None:
     """Write the records of every input, one input at a time with signals held off, so that an interrupted run
-    never leaves an input half written; then close the writer."""
+    never leaves an input half written; then close the writer. ``finish``: what becomes of an input's records
+    before they are written (events, pictures); an :class:`EventFilesWriter` gets each input's records at once."""
     for records in classifier.classify_inputs(items, progress=progress.update):
-        with stop.deferred():
+        identity = {key: records[0][key] for key in ("path", "index") if key in records[0]} if records else {}
+        if finish is not None:
+            records = finish(records)
+        with stop.deferred(), progress.making_room():
+            if isinstance(writer, EventFilesWriter):
+                writer.write_input(identity, records)
+                continue
             for record in records:
                 writer.write(record)
-    writer.close()
-
-
-class _StopSignals:
-    """SIGINT (Ctrl-C) and SIGTERM during a run: the handler notes the signal and raises KeyboardInterrupt in the
-    main thread, which stops the engine; the command then exits with 128 + the signal number (130, 143) after
-    saying "interrupted". :meth:`deferred` holds the KeyboardInterrupt back while a block runs (it is raised at the
-    end of the block). The signal is remembered even where the KeyboardInterrupt cannot surface (raised inside a
-    finalizer), so the exit status never claims success. A signal the process inherited as ignored (a background
-    job of a non-interactive shell ignores SIGINT) stays ignored, as Python itself leaves it."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._holding = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-
-    def note(self, signum: int) -> None:
-        """Remember a stop by ``signum`` unless an earlier signal is remembered already."""
-        if self.received is None:
-            self.received = int(signum)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.note(signum)
-        if not self._holding:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Run the block without interruption; a signal that arrived meanwhile raises KeyboardInterrupt after it."""
-        self._holding = True
-        try:
-            yield
-        finally:
-            self._holding = False
-        if self.received is not None:
-            raise KeyboardInterrupt
-
-
-class _Progress:
-    """Counts finished inputs and, on a terminal, shows a rich progress bar on stderr (files, audio-s/s, ETA)."""
-
-    def __init__(self, total: int | None, visible: bool) -> None:
-        self.total = total
-        self.visible = visible
-        self.done = 0
-        self.failed = 0
-        self.audio_seconds = 0.0
-        self._bar: Any = None
-        self._task: Any = None
-        self._started = time.monotonic()
-
-    def __enter__(self) -> "_Progress":
-        if self.visible:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("classify", total=self.total, speed="")
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc_info)
-
-    def update(self, done: Any) -> None:
-        """Engine callback: one input (a :class:`audioclf.engine.classify.FileDone`) has finished."""
-        self.done += 1
-        self.failed += done.error is not None
-        self.audio_seconds += done.duration
-        if self._bar is not None:
-            elapsed = max(time.monotonic() - self._started, 1e-9)
-            self._bar.update(self._task, advance=1, speed=f"{self.audio_seconds / elapsed:.1f} audio-s/s")
+    with progress.making_room():
+        writer.close()

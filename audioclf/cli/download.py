@@ -9,30 +9,31 @@ from typing import Annotated, Optional
 import typer
 
 from audioclf.cli._errors import UsageError, handles_errors
+from audioclf.cli._options import CacheDir, Quiet, Revision, Token, examples
+
+
+EXAMPLES = examples(
+    ("audioclf download superb/wav2vec2-base-superb-ks", "into the Hugging Face cache; prints the folder"),
+    ("audioclf download org/private-model --revision v2 --token $HF_TOKEN", "a branch or tag of a private model"),
+    ("audioclf download superb/wav2vec2-base-superb-ks --local-dir ./ks", "a plain folder instead of the cache"),
+    ("audioclf classify -m \"$(audioclf download -q superb/wav2vec2-base-superb-ks)\" a.wav", "then classify"),
+)
 
 
 @handles_errors()
 def download(
-    model_id: Annotated[str, typer.Argument(help="Hub model id, e.g. 'superb/wav2vec2-base-superb-ks'.", show_default=False)],
-    revision: Annotated[
-        Optional[str], typer.Option("--revision", "-r", help="Branch, tag or commit (default: main).", show_default=False)
-    ] = None,
-    cache_dir: Annotated[
-        Optional[Path],
-        typer.Option("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE, or HF_HOME/hub).", show_default=False),
-    ] = None,
+    model_id: Annotated[str, typer.Argument(help="Hub model id, e.g. 'superb/wav2vec2-base-superb-ks'.",
+                                            metavar="MODEL_ID", show_default=False)],
+    revision: Revision = None,
+    cache_dir: CacheDir = None,
     local_dir: Annotated[
         Optional[Path],
         typer.Option("--local-dir", help="Copy the files into this folder instead of the cache.", show_default=False),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if the files are cached.")] = False,
-    token: Annotated[
-        Optional[str],
-        typer.Option("--token", help="Hub access token for private models (default: HF_TOKEN or the saved login).",
-                     show_default=False),
-    ] = None,
+    token: Token = None,
     from_tf: Annotated[bool, typer.Option("--from-tf", help="Fetch TensorFlow weights (tf_model.h5) instead.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Download a model (config, preprocessor config, one weights format) and print its local folder.
 

@@ -1,45 +1,51 @@
-"""``audioclf export --format onnx --output model.onnx [--model M]``: a model as a plain ONNX graph for other runtimes."""
+"""``audioclf export -o model.onnx [--model M]``: a model as a plain ONNX graph for other runtimes."""
 
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal
 
 import typer
 
-from audioclf.cli._errors import UsageError, handles_errors
+from audioclf.cli._errors import handles_errors
+from audioclf.cli._options import CacheDir, Model, Quiet, Revision, Token, examples
 
-FORMATS = ("onnx",)
+#: what ``--graph-format`` accepts (``--format`` is the records format of every other command)
+GraphFormat = Literal["onnx"]
+
+EXAMPLES = examples(
+    ("audioclf export -o kws.onnx", "the built-in model; weights in kws.onnx.data"),
+    ("audioclf export -m superb/wav2vec2-base-superb-ks --revision main -o ks/model.onnx", "a Hub model"),
+    ("audioclf export -m ./my-model --graph-format onnx -q -o my-model.onnx", "print only the path"),
+)
 
 
 @handles_errors()
 def export(
-    output: Path = typer.Option(..., "--output", "-o", help="The graph file to write (its weights go beside it, in "
-                                                            "OUTPUT.data)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model directory, weights file or Hub id "
-                                                                    "(default: the built-in model).",
-                                        show_default=False),
-    revision: Optional[str] = typer.Option(None, help="Hub revision of the model (branch, tag or commit).",
-                                           show_default=False),
-    output_format: str = typer.Option("onnx", "--format", "-f", help="onnx (the only format so far)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the output path."),
+    output: Annotated[Path, typer.Option("--output", "-o", help="The graph file to write (its weights go beside it, "
+                                                                "in OUTPUT.data).", show_default=False)],
+    model: Model = None,
+    revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+    graph_format: Annotated[GraphFormat, typer.Option("--graph-format", help="Format of the graph written.")] = "onnx",
+    quiet: Quiet = False,
 ) -> None:
     """Export a model as an ONNX graph (opset 17) for ONNX Runtime, OpenVINO or any other ONNX runtime.
 
-    Inputs: input_values, float32 (batch, samples), the feature extractor's normalised audio, and for models whose
-    preprocessor returns one, attention_mask, int32 (batch, samples); both axes are dynamic. Output: logits, float32
-    (batch, num_labels). The graph is our own model's readable forward with weight norm folded, no runtime-specific
-    fusions; the test suite checks it against transformers with onnxruntime. Both files are written atomically; the
-    output path is printed on stdout.
+    Inputs: the arrays the model's feature extractor returns, float32 (input_values (batch, samples) for waveform
+    models, input_features for spectrogram models) and, for models whose preprocessor returns one, attention_mask,
+    int32; the batch and time axes are dynamic. Output: logits, float32 (batch, num_labels). The graph is our own
+    model's readable forward with weight norm folded, no runtime-specific fusions; the test suite checks it against
+    transformers with onnxruntime. Both files are written atomically; the output path is printed on stdout.
     """
-    if output_format not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
     from audioclf.export.artifacts import export_model
 
-    written = export_model(model, output, revision=revision)
+    written = export_model(model, output, revision=revision, token=token,
+                           cache_dir=None if cache_dir is None else str(cache_dir))
     if not quiet:
-        typer.echo(f"wrote {written} and {written.name}.data", err=True)
+        typer.echo(f"wrote {written} and {written.name}.data ({graph_format})", err=True)
     typer.echo(str(written))
 
 

@@ -2,40 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal
 
 import typer
 
 from audioclf.cli._errors import handles_errors
+from audioclf.cli._options import CacheDir, Format, Revision, Token, examples
 from audioclf.cli._output import Column, choose_format, print_machine, print_table
 
-#: the feature-extractor settings shown (those the featurizer has): waveform, AST and Whisper ones
+#: the feature-extractor settings shown (those the featurizer has): waveform, AST, Whisper and SeamlessM4T ones
 _FEATURE_EXTRACTOR_SHOWN = ("feature_extractor_type", "do_normalize", "return_attention_mask", "padding_value",
-                            "feature_size", "num_mel_bins", "max_length", "mean", "std", "chunk_length")
+                            "feature_size", "num_mel_bins", "max_length", "mean", "std", "chunk_length", "stride")
+
+
+EXAMPLES = examples(
+    ("audioclf inspect audioclf/default", "the bundled model"),
+    ("audioclf inspect superb/wav2vec2-base-superb-ks --revision main", "a Hub model (config files only)"),
+    ("audioclf inspect ./my-checkpoint -f json | jq .labels", "JSON for scripts (the default when piped)"),
+)
+
+InspectFormat = Literal["auto", "table", "json"]
 
 
 @handles_errors()
 def inspect(
     model: Annotated[str, typer.Argument(help="Hub model id, local checkpoint directory, or config.json "
-                                              "('audioclf/default' is the bundled model).", show_default=False)],
-    revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="Branch, tag or commit (Hub ids).",
-                                                    show_default=False)] = None,
-    cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", help="Hugging Face cache directory.",
-                                                     show_default=False)] = None,
-    token: Annotated[Optional[str], typer.Option("--token", help="Hub access token (default: HF_TOKEN).",
-                                                 show_default=False)] = None,
-    output_format: Annotated[Optional[str], typer.Option("--format", "-f", help="table (default) | json | auto (a "
-                                                         "table on a terminal, JSON otherwise).",
-                                                         show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+                                              "('audioclf/default' is the bundled model).", metavar="MODEL",
+                                         show_default=False)],
+    revision: Revision = None,
+    cache_dir: CacheDir = None,
+    token: Token = None,
+    output_format: Format[InspectFormat] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.", hidden=True)] = False,
 ) -> None:
     """Show a model's architecture, labels, sizes, feature-extractor settings and cache status.
 
-    Reads config.json and preprocessor_config.json only; parameters are counted from the config.
+    Reads config.json and preprocessor_config.json only; parameters are counted from the config. A table on a
+    terminal, one JSON object when stdout is piped.
     """
     from audioclf.describe import describe_model
 
-    fmt = choose_format(output_format, as_json, machine="json", allowed=("table", "json"), default="table")
+    fmt = choose_format(output_format, as_json, machine="json", allowed=("table", "json"))
     facts = describe_model(model, revision=revision, cache_dir=cache_dir, token=token)
     if fmt == "json":
         print_machine(facts.to_dict(), fmt)

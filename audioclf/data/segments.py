@@ -48,14 +48,15 @@ def receptive_field(config: Any) -> int:
     return needed
 
 
-def load_model_configs(model: str | os.PathLike[str] | None = None, revision: str | None = None
+def load_model_configs(model: str | os.PathLike[str] | None = None, revision: str | None = None, *,
+                       token: str | bool | None = None, cache_dir: str | os.PathLike[str] | None = None
                        ) -> tuple[Any, Featurizer]:
     """``(ModelConfig, featurizer)`` of a model directory, weights file or Hub id (``None``: the default model)
     from its config files alone: no weights are read or downloaded."""
     from audioclf.auto import DEFAULT_MODEL_NAME, AutoConfig, resolve_source
 
-    source = resolve_source(DEFAULT_MODEL_NAME if model is None else model, hub={"revision": revision},
-                            weights=False)
+    source = resolve_source(DEFAULT_MODEL_NAME if model is None else model,
+                            hub={"revision": revision, "token": token, "cache_dir": cache_dir}, weights=False)
     return AutoConfig.from_pretrained(source.directory), load_featurizer(source.directory)
 
 

@@ -34,7 +34,7 @@ class OnnxRunner:
 
     Args:
         model: model directory, weights file, Hub id, or ``None`` for the default model.
-        revision: Hub revision.
+        revision, token, cache_dir: Hub revision, access token and cache folder of a model loaded by name.
         quantize: ``None`` (float32), ``"int8"`` (dynamic int8 linear layers) or, with ``calibrate``, static int8 of
             the linear layers (matmuls) with activation ranges measured on that audio.
         calibrate: audio files or directories for static int8.
@@ -46,7 +46,8 @@ class OnnxRunner:
     (``"float32"``), ``variant`` (``fp32``, ``int8``, ``int8-static``) and ``graph`` (the cached graph's path).
     """
 
-    def __init__(self, model: Any = None, *, revision: str | None = None, quantize: str | None = None,
+    def __init__(self, model: Any = None, *, revision: str | None = None, token: str | bool | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, quantize: str | None = None,
                  calibrate: Sequence[str | os.PathLike[str]] | None = None, threads: int | None = None,
                  prepack: bool = True) -> None:
         from audioclf.export.artifacts import GRAPH_NAME, cached_graph, model_files
@@ -58,7 +59,7 @@ class OnnxRunner:
         if calibrate and quantize != "int8":
             raise OptionError("calibrate", "needs quantize int8")
         self.variant = "fp32" if quantize is None else ("int8-static" if calibrate else "int8")
-        self.files = files = model_files(model, revision)
+        self.files = files = model_files(model, revision, token=token, cache_dir=cache_dir)
         self.name, self.revision, self.directory, self.config = files.name, files.revision, files.directory, files.config
         self.device, self.dtype = _Cpu(), "float32"
         for attempt in (1, 2):

@@ -38,8 +38,9 @@ import logging
 import os
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from audioclf.data.sources import SourceItem, filesystem, is_uri, local_copy
 from audioclf.engine.records import ScoreRecords, parquet_schema, records_from_jsonl
 from audioclf.errors import AudioclfError, OptionError
 
-__all__ = ["FORMATS", "INSTALL_HINT", "RayRun", "classify_on_ray", "read_output_records"]
+__all__ = ["FORMATS", "INSTALL_HINT", "RayRun", "classify_on_ray", "ray_session", "read_output_records"]
 
 INSTALL_HINT = "--engine ray needs Ray Data and pyarrow, which are not installed: pip install 'audioclf[ray]'"
 FORMATS = ("jsonl", "parquet")
@@ -58,6 +59,26 @@ SHARD_PREFIX = "part-"
 SHARD_INPUTS = 512
 #: the columns of a decoded input's row (:meth:`PreparedFile.to_row`)
 _PREPARED_COLUMNS = ("path", "error", "duration", "streams", "layout", "features")
+
+
+@contextmanager
+def ray_session(address: str | None, quiet: bool) -> Iterator[bool]:
+    """Ray connected for the block: to ``address`` (``host:port``, ``ray://host:port``, ``auto``), else to
+    ``RAY_ADDRESS`` when set, else to a Ray instance started here (without the dashboard). Yields whether it was
+    connected here (then it is shut down after the block); a Ray already initialised is used as it is."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING if quiet else logging.INFO}
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            kwargs["include_dashboard"] = False
+        ray.init(address=address, **kwargs)
+    try:
+        yield started_here
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def import_ray() -> Any:
@@ -263,20 +284,14 @@ def classify_on_ray(items: Iterable[SourceItem], output: str, *, model: str | No
 
     # The driver reads the model's config files only: enough to check the options against the model (receptive
     # field, label names) and to cut the audio; the actors load the weights.
-    config, featurizer = load_model_configs(model, opts.revision)
+    config, featurizer = load_model_configs(model, opts.revision, token=opts.token, cache_dir=opts.cache_dir)
     segmenter = Segmenter.for_model(config, featurizer, channels=opts.channels, chunk=opts.chunk, window=opts.window,
                                     hop=opts.hop)
     ScoreRecords.for_config(config, labels=opts.labels, top_k=opts.top_k, min_score=opts.min_score, model="",
                             revision=None, windowed=opts.window is not None, aggregate=opts.aggregate,
                             sampling_rate=featurizer.sampling_rate)
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING if quiet else logging.INFO}
-        if address is None and not os.environ.get("RAY_ADDRESS"):
-            kwargs["include_dashboard"] = False
-        ray.init(address=address, **kwargs)
-    try:
+    with ray_session(address, quiet) as started_here:
         if (address or os.environ.get("RAY_ADDRESS") or "").startswith("ray://") and not is_uri(output):
             raise AudioclfError("with a ray:// address the driver runs on the cluster: give --output as a URI every "
                                 "node can write (file:// on a shared mount, s3://, gs://, …)")
@@ -310,9 +325,6 @@ def classify_on_ray(items: Iterable[SourceItem], output: str, *, model: str | No
         )
         sink = _shard_sink(output, fmt, f"{uuid.uuid4().hex[:12]}", distributed=is_uri(output))
         dataset.write_datasink(sink)
-    finally:
-        if started_here:
-            ray.shutdown()
     results = [result for result in getattr(sink, "results", []) if result["shard"]]
     run.classified = sum(result["inputs"] for result in results)
     run.failed += sum(result["failed"] for result in results)

@@ -5,7 +5,11 @@ A **record** is a plain dict, one of:
 * :class:`ClassifyRecord` — ``{"path" | "index", ["channel"], ["start", "end"], "labels": [{"label", "score"}, …],
   "model", ["revision"]}``: labels best first; ``channel`` with ``--channels`` other than ``mix``; ``start``/``end``
   (seconds) for a window record;
-* :class:`ErrorRecord` — ``{"path" | "index", "error"}``: an input that failed, and why, in one line.
+* :class:`ErrorRecord` — ``{"path" | "index", "error"}``: an input that failed, and why, in one line;
+* :class:`EventRecord` — ``{"path" | "index", ["channel"], "label", "start", "end", "score", "model", ["revision"]}``:
+  a stretch of consecutive windows where a label scores at least a threshold (:mod:`audioclf.engine.events`);
+* :class:`EmbeddingRecord` — ``{"path" | "index", ["channel"], ["start", "end"], "layer", "embedding", "model",
+  ["revision"]}``: hidden states of a file or window, ``embedding`` a float32 numpy array (:mod:`audioclf.engine.embed`).
 
 ``path`` names a file input, ``index`` an in-memory input by its position (a dict input with a ``"path"`` has
 both). Keys appear in the order above. :func:`validate_record` checks a dict against these types;
@@ -36,13 +40,17 @@ __all__ = [
     "DELIMITED_COLUMNS",
     "RESUMABLE_FORMATS",
     "ClassifyRecord",
+    "EmbeddingRecord",
     "ErrorRecord",
+    "EventRecord",
     "LabelScore",
     "Record",
     "ScoreRecords",
     "delimited_rows",
     "done_paths",
     "error_record",
+    "record_head",
+    "segment_span",
     "parquet_schema",
     "read_record_file",
     "records_from_jsonl",
@@ -80,18 +88,49 @@ class ErrorRecord(_Identity):
     error: str
 
 
+class _Event(_Identity):
+    label: str
+    start: float
+    end: float
+    score: float
+    model: str
+
+
+class EventRecord(_Event, total=False):
+    channel: int
+    revision: str
+
+
+class _Embedding(_Identity):
+    layer: Union[str, int]
+    embedding: np.ndarray
+    model: str
+
+
+class EmbeddingRecord(_Embedding, total=False):
+    channel: int
+    start: float
+    end: float
+    revision: str
+
+
 Record = Union[ClassifyRecord, ErrorRecord]
 
 #: every field a record can have, in output order
 FIELDS = ("path", "index", "channel", "start", "end", "labels", "model", "revision", "error")
+#: the fields of an event record and of an embedding record, in output order
+EVENT_FIELDS = ("path", "index", "channel", "label", "start", "end", "score", "model", "revision")
+EMBEDDING_FIELDS = ("path", "index", "channel", "start", "end", "layer", "embedding", "model", "revision")
 
 
 def validate_record(record: Any) -> None:
-    """Raise ``ValueError`` (saying what is wrong) unless ``record`` is a :class:`ClassifyRecord` or an
-    :class:`ErrorRecord`: the right keys, each of its declared type, keys in :data:`FIELDS` order."""
+    """Raise ``ValueError`` (saying what is wrong) unless ``record`` is a :class:`ClassifyRecord`, an
+    :class:`ErrorRecord`, an :class:`EventRecord` or an :class:`EmbeddingRecord`: the right keys, each of its
+    declared type, keys in the order of its kind (:data:`FIELDS`, :data:`EVENT_FIELDS`, :data:`EMBEDDING_FIELDS`)."""
     if not isinstance(record, dict):
         raise ValueError(f"a record is a dict, got {type(record).__name__}")
-    kind = ErrorRecord if "error" in record else ClassifyRecord
+    kind, order = ((ErrorRecord, FIELDS) if "error" in record else (EventRecord, EVENT_FIELDS) if "label" in record
+                   else (EmbeddingRecord, EMBEDDING_FIELDS) if "embedding" in record else (ClassifyRecord, FIELDS))
     hints = get_type_hints(kind)
     missing = kind.__required_keys__ - record.keys()
     unknown = record.keys() - hints.keys()
@@ -101,14 +140,16 @@ def validate_record(record: Any) -> None:
         raise ValueError(f"record {record!r} has neither a path nor an index")
     if ("start" in record) != ("end" in record):
         raise ValueError(f"record {record!r} has only one of start and end")
-    if list(record) != [name for name in FIELDS if name in record]:
-        raise ValueError(f"record {record!r}: keys out of order (expected the order {FIELDS})")
+    if list(record) != [name for name in order if name in record]:
+        raise ValueError(f"record {record!r}: keys out of order (expected the order {order})")
     for key, value in record.items():
         if not _is_instance(value, hints[key]):
             raise ValueError(f"record field {key!r} = {value!r} is not {hints[key]}")
 
 
 def _is_instance(value: Any, annotation: Any) -> bool:
+    if get_origin(annotation) is Union:
+        return any(_is_instance(value, option) for option in get_args(annotation))
     if get_origin(annotation) is list:
         (element,) = get_args(annotation)
         return isinstance(value, list) and all(_is_instance(item, element) for item in value)
@@ -139,6 +180,22 @@ def parquet_schema() -> Any:
 def error_record(identity: dict[str, Any], reason: str) -> ErrorRecord:
     """``{"path" | "index", "error"}`` for an input that failed."""
     return {**identity, "error": reason}  # type: ignore[typeddict-item]
+
+
+def segment_span(start_frame: int, frames: int, sampling_rate: int) -> tuple[float, float]:
+    """``(start, end)`` in seconds (rounded to the microsecond) of ``frames`` samples from ``start_frame``."""
+    return round(start_frame / sampling_rate, 6), round((start_frame + frames) / sampling_rate, 6)
+
+
+def record_head(identity: dict[str, Any], channel: int | None, span: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The first fields of a record: the input's identity, ``channel`` (unless ``None``: a mix), ``start``/``end``
+    (unless ``span`` is ``None``)."""
+    record: dict[str, Any] = dict(identity)
+    if channel is not None:
+        record["channel"] = channel
+    if span is not None:
+        record["start"], record["end"] = span
+    return record
 
 
 # ---------------------------------------------------------------------------------------------------- building
@@ -207,10 +264,9 @@ class ScoreRecords:
             if not self.windowed:
                 records.append(self.record(identity, channel, weighted_mean(scores, weights)))
                 continue
-            rate = self.sampling_rate
             for segment, row in parts:
-                start, end = segment.start_frame / rate, (segment.start_frame + segment.frames) / rate
-                records.append(self.record(identity, channel, row, (round(start, 6), round(end, 6))))
+                span = segment_span(segment.start_frame, segment.frames, self.sampling_rate)
+                records.append(self.record(identity, channel, row, span))
             if self.aggregate == "mean":
                 records.append(self.record(identity, channel, weighted_mean(scores, weights)))
             elif self.aggregate == "max":
@@ -220,11 +276,7 @@ class ScoreRecords:
     def record(self, identity: dict[str, Any], channel: int | None, scores: np.ndarray,
                span: tuple[float, float] | None = None) -> ClassifyRecord:
         """One :class:`ClassifyRecord` for the score vector ``scores`` ``[num_labels]``."""
-        record: dict[str, Any] = dict(identity)
-        if channel is not None:
-            record["channel"] = channel
-        if span is not None:
-            record["start"], record["end"] = span
+        record = record_head(identity, channel, span)
         record["labels"] = self.label_scores(scores)
         record["model"] = self.model
         if self.revision:

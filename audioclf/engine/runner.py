@@ -8,8 +8,9 @@ the same attributes and :meth:`forward`.
 ``nn.Module``; sets torch's threads, the device and dtype, and optionally int8 dynamic quantization. A model it
 loaded itself is private to it, so it also switches on the inference-only fast paths
 (``optimize_for_inference()``); a model passed in is only moved and put in eval mode. :meth:`ModelRunner.forward`
-runs one batch of the featurizer's arrays and returns numpy logits (and, on request, every hidden state).
-:func:`resolve_activation` / :func:`activate` turn logits into scores.
+runs one batch of the featurizer's arrays and returns numpy logits (and, on request, every hidden state);
+:meth:`ModelRunner.encode` returns chosen hidden states of the base model with each row's valid frame count, as
+frame vectors or pooled (embeddings). :func:`resolve_activation` / :func:`activate` turn logits into scores.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -27,8 +28,8 @@ from audioclf.audio.features import Featurizer, load_featurizer
 from audioclf.data.failures import one_line
 from audioclf.errors import OptionError
 
-__all__ = ["ACTIVATIONS", "BACKENDS", "DEVICES", "DTYPES", "ModelRunner", "RunOutput", "activate", "choose_backend",
-           "load_runner", "resolve_activation"]
+__all__ = ["ACTIVATIONS", "BACKENDS", "DEVICES", "DTYPES", "LayerStates", "ModelRunner", "RunOutput", "activate",
+           "choose_backend", "load_runner", "resolve_activation", "resolve_device"]
 
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
 BACKENDS = ("auto", "torch", "onnx")
@@ -45,12 +46,22 @@ class RunOutput:
     hidden_states: tuple[np.ndarray, ...] | None = None
 
 
+@dataclass
+class LayerStates:
+    """One hidden state of a batch (:meth:`ModelRunner.encode`): ``values`` ``float32 [B, T, D]`` (frame vectors,
+    padding included) or, pooled, ``float32 [B, D]`` (each row's mean over its valid frames); ``frames`` ``int64
+    [B]``: how many frames of each row are valid (its first ``frames[b]``)."""
+
+    values: np.ndarray
+    frames: np.ndarray
+
+
 class ModelRunner:
     """A classifier ready for batches.
 
     Args:
         model: model directory, weights file, Hub id (``None``: the default model), or a loaded classifier.
-        revision: Hub revision of a model loaded by name.
+        revision, token, cache_dir: Hub revision, access token and cache folder of a model loaded by name.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``/``"cuda:N"`` or ``"mps"``.
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
         quantize: ``"int8"``: dynamic int8 quantization of the linear layers (CPU only); ``None``: none.
@@ -66,7 +77,8 @@ class ModelRunner:
     that cannot be loaded.
     """
 
-    def __init__(self, model: Any = None, *, revision: str | None = None, device: str = "auto",
+    def __init__(self, model: Any = None, *, revision: str | None = None, token: str | bool | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, device: str = "auto",
                  dtype: str = "float32", quantize: str | None = None, threads: int | None = None) -> None:
         import torch
 
@@ -74,7 +86,7 @@ class ModelRunner:
 
         if threads is not None:
             torch.set_num_threads(threads)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.dtype = getattr(torch, str(dtype).removeprefix("torch."))
         if self.device.type == "cuda" and self.dtype == torch.float32:
             # float32 means float32: no TF32 tensor-core rounding in the convs (cuDNN's default) or matmuls, so GPU
@@ -83,7 +95,8 @@ class ModelRunner:
             torch.backends.cuda.matmul.fp32_precision = "ieee"
         if model is None or isinstance(model, (str, os.PathLike)):
             self.name = os.fspath(model) if model is not None else DEFAULT_MODEL_NAME
-            loaded = AutoModelForAudioClassification.from_pretrained(self.name, dtype=self.dtype, revision=revision)
+            loaded = AutoModelForAudioClassification.from_pretrained(self.name, dtype=self.dtype, revision=revision,
+                                                                     token=token, cache_dir=cache_dir)
             # a model loaded here is private to the runner: fold weight norm and cached projections once
             loaded = loaded.to(self.device).optimize_for_inference()
         else:
@@ -114,8 +127,7 @@ class ModelRunner:
         one, ``attention_mask`` ``[B, N]``) under ``torch.inference_mode``."""
         import torch
 
-        inputs = {name: torch.from_numpy(array).to(self.device, self.dtype if array.dtype.kind == "f" else None)
-                  for name, array in batch.items()}
+        inputs = self._tensors(batch)
         with torch.inference_mode():
             output = self.model(**inputs, output_hidden_states=hidden_states)
             logits = output.logits.float().cpu().numpy()
@@ -123,6 +135,64 @@ class ModelRunner:
             if hidden_states:
                 states = tuple(state.float().cpu().numpy() for state in output.hidden_states)
         return RunOutput(logits, states)
+
+    def encode(self, batch: Mapping[str, np.ndarray], layers: Sequence[int | None], pool: bool) -> list[LayerStates]:
+        """Hidden states of the base model for one collated batch, one :class:`LayerStates` per entry of ``layers``.
+
+        ``None`` is the encoder output, ``transformers``' ``last_hidden_state`` (for stable-layer-norm models after the
+        final LayerNorm; for SEW / SEW-D upsampled to the frame rate); ``N`` is ``hidden_states[N]`` as
+        ``transformers`` returns it: ``num_hidden_layers + 1`` states, the input of the first layer and the output of
+        each layer (the last one before a stable model's final LayerNorm, unless the config ties it to the encoder
+        output: ``tie_last_hidden_states``). Valid frames come from the sample mask through the model's frame mask
+        (all frames without a mask); a squeezed state (SEW, SEW-D) counts a squeezed frame as valid when any of its
+        frames is; models without a frame mask (AST, Whisper) count every token. ``pool``: the mean over the valid
+        frames instead of the frame vectors. Only the head is skipped: the logits are not computed."""
+        import torch
+
+        inputs = self._tensors(batch)
+        mask = inputs.pop("attention_mask", None)
+        (values,) = inputs.values()
+        base = self.model.base_model
+        # a base model whose inference fast path shortens last_hidden_state computes it whole with hidden states
+        want_states = any(layer is not None for layer in layers) or getattr(base, "partial_last_hidden_state", False)
+        with torch.inference_mode():
+            encoded = base(values, mask, want_states, False)
+            states = encoded.hidden_states
+            if states is not None and getattr(self.config, "tie_last_hidden_states", False):
+                states = states[:-1] + (encoded.last_hidden_state,)  # the classifier's rule for hidden_states
+            last = encoded.last_hidden_state
+            frame_mask = base.frame_mask(mask, last.shape[1])
+            found = []
+            for layer in layers:
+                state = (last if layer is None else states[layer]).float()
+                frames = _valid_frames(frame_mask, state, last.shape[1], getattr(self.config, "squeeze_factor", 1))
+                if pool:
+                    valid = torch.arange(state.shape[1], device=state.device)[None, :] < frames[:, None]
+                    state = state.masked_fill(~valid[:, :, None], 0.0).sum(dim=1) / frames[:, None].clamp(min=1)
+                found.append(LayerStates(state.cpu().numpy(), frames.cpu().numpy().astype(np.int64)))
+        return found
+
+    def _tensors(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The batch's arrays as tensors on the model's device (floating arrays in the model's dtype)."""
+        import torch
+
+        return {name: torch.from_numpy(array).to(self.device, self.dtype if array.dtype.kind == "f" else None)
+                for name, array in batch.items()}
+
+
+def _valid_frames(frame_mask: Any, state: Any, full_frames: int, squeeze_factor: int) -> Any:
+    """Valid frames per row (``int64 [B]``) of a ``state`` ``[B, T, D]``, from the frame mask ``[B, full_frames]`` of
+    the encoder output (None: every frame is valid). A state shorter than the encoder output is squeezed by
+    ``squeeze_factor``: a squeezed frame is valid when any of its frames is."""
+    import torch
+
+    batch, frames = state.shape[0], state.shape[1]
+    if frame_mask is None:
+        return torch.full((batch,), frames, dtype=torch.int64, device=state.device)
+    counts = frame_mask.sum(dim=-1).to(torch.int64)
+    if frames != full_frames:
+        counts = torch.div(counts + squeeze_factor - 1, squeeze_factor, rounding_mode="floor")
+    return counts.clamp(max=frames)
 
 
 def choose_backend(model: Any, backend: str = "auto", *, device: str = "auto", dtype: str = "float32") -> str:
@@ -148,8 +218,9 @@ def choose_backend(model: Any, backend: str = "auto", *, device: str = "auto", d
     return "torch"
 
 
-def load_runner(model: Any = None, *, backend: str = "auto", revision: str | None = None, device: str = "auto",
-                dtype: str = "float32", quantize: str | None = None, calibrate: Any = None,
+def load_runner(model: Any = None, *, backend: str = "auto", revision: str | None = None,
+                token: str | bool | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                device: str = "auto", dtype: str = "float32", quantize: str | None = None, calibrate: Any = None,
                 threads: int | None = None) -> Any:
     """A :class:`ModelRunner` or :class:`~audioclf.engine.onnx_runner.OnnxRunner` for ``model``, per
     :func:`choose_backend` (``calibrate`` asks for ONNX's static int8)."""
@@ -157,8 +228,10 @@ def load_runner(model: Any = None, *, backend: str = "auto", revision: str | Non
     if chosen == "onnx":
         from audioclf.engine.onnx_runner import OnnxRunner
 
-        return OnnxRunner(model, revision=revision, quantize=quantize, calibrate=calibrate, threads=threads)
-    return ModelRunner(model, revision=revision, device=device, dtype=dtype, quantize=quantize, threads=threads)
+        return OnnxRunner(model, revision=revision, token=token, cache_dir=cache_dir, quantize=quantize,
+                          calibrate=calibrate, threads=threads)
+    return ModelRunner(model, revision=revision, token=token, cache_dir=cache_dir, device=device, dtype=dtype,
+                       quantize=quantize, threads=threads)
 
 
 def _cuda_likely() -> bool:
@@ -198,7 +271,9 @@ def activate(logits: np.ndarray, activation: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _resolve_device(name: str) -> Any:
+def resolve_device(name: str) -> Any:
+    """The ``torch.device`` for ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``/``"cuda:N"`` or
+    ``"mps"``; :class:`OptionError` (``device``) when it is not available."""
     import torch
 
     if name == "auto":

@@ -49,19 +49,21 @@ class ModelFiles:
     featurizer: Any
 
 
-def model_files(model: str | os.PathLike[str] | None = None, revision: str | None = None) -> ModelFiles:
-    """Resolve ``model`` (fetching from the Hub when needed) without importing torch."""
+def model_files(model: str | os.PathLike[str] | None = None, revision: str | None = None, *,
+                token: str | bool | None = None, cache_dir: str | os.PathLike[str] | None = None) -> ModelFiles:
+    """Resolve ``model`` (fetching from the Hub when needed: ``revision``, access ``token``, ``cache_dir``) without
+    importing torch."""
     from audioclf.audio.features import load_featurizer
     from audioclf.auto import DEFAULT_MODEL_NAME, AutoConfig, resolve_source
     from audioclf.checkpoints.files import find_weights, location_for_file, shard_names
 
     name = DEFAULT_MODEL_NAME if model is None else os.fspath(model)
-    source = resolve_source(name, hub={"revision": revision})
+    source = resolve_source(name, hub={"revision": revision, "token": token, "cache_dir": cache_dir})
+    config = AutoConfig.from_pretrained(source.directory)  # first, as loading the model does: the same errors
     location = (location_for_file(source.weights_file) if source.weights_file is not None
                 else find_weights(source.directory))
     weights = ([location.path.parent / shard for shard in shard_names(location.path)] if location.sharded
                else [location.path])
-    config = AutoConfig.from_pretrained(source.directory)
     return ModelFiles(name, source.directory, tuple(weights), source.weights_file or source.directory, source.commit,
                       config, load_featurizer(source.directory))
 
@@ -161,13 +163,14 @@ def _build(files: ModelFiles, variant: str, calibration: list[Path], folder: Pat
 
 
 def export_model(model: str | os.PathLike[str] | None, target: str | os.PathLike[str], *,
-                 revision: str | None = None) -> Path:
+                 revision: str | None = None, token: str | bool | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write the model's plain traced graph (no runtime-specific fusions: any ONNX runtime reads it) to ``target``
     (weights in ``target`` + ``.data``), atomically. Returns ``target``."""
     from audioclf.export.onnx import export_onnx
     from audioclf.export.runtime import DATA_SUFFIX
 
-    files = model_files(model, revision)
+    files = model_files(model, revision, token=token, cache_dir=cache_dir)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = target.parent / (target.name + DATA_SUFFIX)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from typing import Callable
+
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -92,14 +94,17 @@ class ConvFeatureEncoder(nn.Module):
     """The strided conv stack turning a waveform into frames: ``[B, N] -> [B, C, T]``.
 
     ``feat_extract_norm="group"`` puts a GroupNorm on the first layer only; ``"layer"`` a LayerNorm on every layer.
+    ``norm`` fixes that choice for an architecture whose config has no such field (data2vec-audio: ``"layer"``).
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, norm: str | None = None) -> None:
         super().__init__()
         layers = []
         in_channels = 1
+        norm_kind = norm if norm is not None else config.feat_extract_norm
+        self.norm = norm_kind  #: "group" (first layer only) or "layer" (every layer)
         for index, (channels, kernel, stride) in enumerate(zip(config.conv_dim, config.conv_kernel, config.conv_stride)):
-            if config.feat_extract_norm == "layer":
+            if norm_kind == "layer":
                 norm = "layer"
             else:
                 norm = "group" if index == 0 else None
@@ -212,14 +217,38 @@ def key_padding_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     return mask[:, None, None, :]
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with a key mask: ``[B, T, D] -> [B, T, D]``.
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+           bias: torch.Tensor | None = None, dropout: float = 0.0, scale: float | None = None,
+           return_probs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Scaled dot-product attention: ``q``, ``k``, ``v`` ``[B, H, T, d]`` -> context ``[B, H, T, d]``.
 
-    ``scaled_dot_product_attention`` with ``dropout`` on the probabilities in training; when the probabilities are
-    requested they are computed explicitly (dropout applied to them the same way) and returned as ``[B, H, T, T]``.
-    Keys ``q_proj``, ``k_proj``, ``v_proj`` and the output projection ``output_name`` (``out_proj``; ViT-style
-    checkpoints such as AST's: ``o_proj``). ``qkv_bias``: biases on the query, key and value projections;
-    ``key_bias``: on the key projection (default: ``qkv_bias``; Whisper has none there).
+    Scores are ``q·kᵀ·scale + bias`` (``bias``: additive ``[B or 1, H, T, T]`` position terms, or None); keys the key
+    ``mask`` ``[B, 1, 1, T]`` excludes get the dtype's minimum; ``dropout`` (pass 0 in eval mode) drops
+    probabilities. ``scaled_dot_product_attention`` computes it unless ``return_probs``, which computes the
+    probabilities explicitly, with the same dropout draws, and returns them as ``[B, H, T, T]`` (else None).
+    """
+    if return_probs:
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (scale if scale is not None else q.shape[-1] ** -0.5)
+        if bias is not None:
+            scores = scores + bias
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=dropout > 0)
+        return torch.matmul(probs, v), probs
+    attn_mask = mask
+    if bias is not None:
+        attn_mask = bias if mask is None else bias.masked_fill(~mask, torch.finfo(bias.dtype).min)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, scale=scale), None
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a key mask: ``[B, T, D] -> [B, T, D]`` (computed by :func:`attend`).
+
+    ``dropout`` on the probabilities in training; when the probabilities are requested they are computed explicitly
+    and returned as ``[B, H, T, T]``. Keys ``q_proj``, ``k_proj``, ``v_proj`` and the output projection
+    ``output_name`` (``out_proj``; ViT-style checkpoints such as AST's: ``o_proj``). ``qkv_bias``: biases on the
+    query, key and value projections; ``key_bias``: on the key projection (default: ``qkv_bias``; Whisper has none
+    there).
     """
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, *, qkv_bias: bool = True,
@@ -243,31 +272,30 @@ class SelfAttention(nn.Module):
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None,
                 output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``mask``: key mask ``[B, 1, 1, T]`` or None. Returns the output and the probabilities (or None)."""
+        return self.attend_with_bias(hidden, mask, None, output_attentions)
+
+    def attend_with_bias(self, hidden: torch.Tensor, mask: torch.Tensor | None, bias: torch.Tensor | None,
+                         output_attentions: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The attention with additive ``bias`` ``[B or 1, H, T, T]`` (or None) on the scores."""
         batch, length, width = hidden.shape
         q = self.split_heads(self.q_proj(hidden))
         k = self.split_heads(self.k_proj(hidden))
         v = self.split_heads(self.v_proj(hidden))
-        dropout = self.dropout if self.training else 0.0
-        probs = None
-        if output_attentions:
-            scores = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
-            if mask is not None:
-                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=self.training)
-            context = torch.matmul(probs, v)
-        else:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scaling)
+        context, probs = attend(q, k, v, mask, bias, self.dropout if self.training else 0.0, self.scaling,
+                                output_attentions)
         context = context.transpose(1, 2).reshape(batch, length, width)
         return getattr(self, self.output_name)(context), probs
 
 
 class FeedForward(nn.Module):
-    """``Linear(D, I) → act → dropout → Linear(I, D) → dropout`` (keys ``intermediate_dense``, ``output_dense``)."""
+    """``Linear(D, I) → act → dropout → Linear(I, D) → dropout`` (keys ``intermediate_dense``, ``output_dense``).
 
-    def __init__(self, config: ModelConfig) -> None:
+    ``act`` is ``hidden_act`` unless another activation name is given."""
+
+    def __init__(self, config: ModelConfig, act: str | None = None) -> None:
         super().__init__()
         self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = activation(config.hidden_act)
+        self.intermediate_act_fn = activation(act if act is not None else config.hidden_act)
         self.intermediate_dropout = nn.Dropout(config.activation_dropout)
         self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.output_dropout = nn.Dropout(config.hidden_dropout)
@@ -295,29 +323,34 @@ class TransformerLayer(nn.Module):
 
     Post-LN: ``h = LN(h + drop(MHA(h))); h = LN(h + FFN(h))``. Pre-LN: ``h = h + drop(MHA(LN(h)));
     h = h + FFN(LN(h))``, then ``h = h + Adapter(h)`` with ``adapter_dim``. ``drop`` is ``hidden_dropout``.
+    ``attention`` replaces the plain :class:`SelfAttention` (WavLM's gated one); it is called as
+    ``attention(hidden, key_mask, *attention_args, output_attentions=...)``.
     """
 
-    def __init__(self, config: ModelConfig, pre_norm: bool, adapter_dim: int | None = None) -> None:
+    def __init__(self, config: ModelConfig, pre_norm: bool, adapter_dim: int | None = None,
+                 attention: nn.Module | None = None) -> None:
         super().__init__()
         self.pre_norm = pre_norm
-        self.attention = SelfAttention(config.hidden_size, config.num_attention_heads, config.attention_dropout)
+        self.attention = attention if attention is not None else SelfAttention(
+            config.hidden_size, config.num_attention_heads, config.attention_dropout)
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.feed_forward = FeedForward(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.adapter_layer = AttentionAdapter(config.hidden_size, adapter_dim) if adapter_dim else None
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None,
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, *attention_args: torch.Tensor,
                 output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``mask``: key mask ``[B, 1, 1, T]`` or None."""
+        """``mask``: key mask ``[B, 1, 1, T]`` or None; ``attention_args`` go to the attention module."""
         if self.pre_norm:
-            attended, probs = self.attention(self.layer_norm(hidden), mask, output_attentions)
+            attended, probs = self.attention(self.layer_norm(hidden), mask, *attention_args,
+                                             output_attentions=output_attentions)
             hidden = hidden + self.dropout(attended)
             hidden = hidden + self.feed_forward(self.final_layer_norm(hidden))
             if self.adapter_layer is not None:
                 hidden = hidden + self.adapter_layer(hidden)
         else:
-            attended, probs = self.attention(hidden, mask, output_attentions)
+            attended, probs = self.attention(hidden, mask, *attention_args, output_attentions=output_attentions)
             hidden = self.layer_norm(hidden + self.dropout(attended))
             hidden = self.final_layer_norm(hidden + self.feed_forward(hidden))
         return hidden, probs
@@ -338,34 +371,39 @@ class EncoderOutput:
 class LayerStack(nn.Module):
     """Runs a list of layers with LayerDrop and optional gradient checkpointing, collecting states and maps.
 
-    Holds no parameters: an encoder owns its ``layers`` (their names are checkpoint keys) and calls
-    :meth:`run`. LayerDrop: in training with ``layerdrop > 0`` one ``torch.rand([])`` is drawn before each layer and
-    the layer is skipped when it is below ``layerdrop`` (an identity: its hidden state repeats the previous one, its
-    attention map is None). This is plain (single-process) training; the reference implementation runs a drawn-out
-    layer anyway under DeepSpeed ZeRO-3 or FSDP. Gradient checkpointing (``checkpointing = True``) recomputes each layer in the backward
-    pass (non-reentrant ``torch.utils.checkpoint``, random state replayed, so outputs and gradients are unchanged).
+    Holds no parameters: an encoder owns its ``layers`` (their names are checkpoint keys) and calls :meth:`run`.
+    LayerDrop: in training with ``layerdrop > 0`` one ``torch.rand([])`` is drawn before each layer and the layer is
+    skipped when it is below ``layerdrop`` (an identity: its hidden state repeats the previous one, its attention
+    map is None); with ``spare_first`` the first layer always runs and draws nothing (WavLM, whose first layer owns
+    the relative position table). This is plain (single-process) training; the reference implementation runs a
+    drawn-out layer anyway under DeepSpeed ZeRO-3 or FSDP. Gradient checkpointing (``checkpointing = True``)
+    recomputes each layer in the backward pass (non-reentrant ``torch.utils.checkpoint``, random state replayed, so
+    outputs and gradients are unchanged).
     """
 
-    def __init__(self, layerdrop: float = 0.0) -> None:
+    def __init__(self, layerdrop: float = 0.0, spare_first: bool = False) -> None:
         super().__init__()
         self.layerdrop = layerdrop
+        self.spare_first = spare_first
         self.checkpointing = False
 
     def run(self, layers: nn.ModuleList, hidden: torch.Tensor, *layer_args, output_hidden_states: bool = False,
             output_attentions: bool = False) -> EncoderOutput:
         """Apply ``layers`` to ``hidden`` ``[B, T, D]``; each is called as ``layer(hidden, *layer_args,
-        output_attentions)`` and returns ``(hidden, probs)``. ``hidden_states``: the input of the first layer and
+        output_attentions=...)`` and returns ``(hidden, probs)``. ``hidden_states``: the input of the first layer and
         every layer's output."""
         states = [hidden] if output_hidden_states else None
         maps = [] if output_attentions else None
-        for layer in layers:
+        for index, layer in enumerate(layers):
             probs = None
-            skipped = self.training and self.layerdrop > 0.0 and bool(torch.rand([]) < self.layerdrop)
+            skipped = (self.training and self.layerdrop > 0.0 and not (self.spare_first and index == 0)
+                       and bool(torch.rand([]) < self.layerdrop))
             if not skipped:
                 if self.checkpointing and self.training:
-                    hidden, probs = checkpoint(layer, hidden, *layer_args, output_attentions, use_reentrant=False)
+                    hidden, probs = checkpoint(layer, hidden, *layer_args, output_attentions=output_attentions,
+                                               use_reentrant=False)
                 else:
-                    hidden, probs = layer(hidden, *layer_args, output_attentions)
+                    hidden, probs = layer(hidden, *layer_args, output_attentions=output_attentions)
             if states is not None:
                 states.append(hidden)
             if maps is not None:
@@ -381,18 +419,31 @@ class TransformerEncoder(nn.Module):
     Post-LN (``stable=False``): ``drop(LN(h + P))`` feeds the layers. Stable: ``drop(h + P)`` feeds pre-LN layers and
     the LayerNorm runs after the last one. ``hidden_states`` holds the input of layer 0 and the output of every
     layer (for stable models the last entry is taken before the final LayerNorm, as ``transformers`` 5.x does).
+
+    Variants: ``positional`` replaces the weight-normed :class:`PositionalConv` (any module mapping ``[B, T, D]`` to
+    ``[B, D, T]``); ``attention(index)`` builds layer ``index``'s attention module; subclasses pass
+    per-forward tensors to every layer's attention through :meth:`layer_arguments`; ``spare_first_layer`` exempts the
+    first layer from LayerDrop.
     """
 
     def __init__(self, config: ModelConfig, stable: bool, pos_conv_batch_norm: bool = False,
-                 adapter_dim: int | None = None) -> None:
+                 adapter_dim: int | None = None, positional: nn.Module | None = None,
+                 attention: Callable[[int], nn.Module] | None = None, spare_first_layer: bool = False) -> None:
         super().__init__()
         self.stable = stable
-        self.pos_conv_embed = PositionalConv(config, batch_norm=pos_conv_batch_norm)
+        self.pos_conv_embed = positional if positional is not None else PositionalConv(
+            config, batch_norm=pos_conv_batch_norm)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
-        self.layers = nn.ModuleList(TransformerLayer(config, pre_norm=stable, adapter_dim=adapter_dim if stable else None)
-                                    for _ in range(config.num_hidden_layers))
-        self.stack = LayerStack(config.layerdrop)
+        self.layers = nn.ModuleList(
+            TransformerLayer(config, pre_norm=stable, adapter_dim=adapter_dim if stable else None,
+                             attention=attention(index) if attention is not None else None)
+            for index in range(config.num_hidden_layers))
+        self.stack = LayerStack(config.layerdrop, spare_first=spare_first_layer)
+
+    def layer_arguments(self, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Extra tensors every layer's attention receives for the layer input ``hidden`` ``[B, T, D]`` (none)."""
+        return ()
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_hidden_states: bool = False,
                 output_attentions: bool = False) -> EncoderOutput:
@@ -403,7 +454,7 @@ class TransformerEncoder(nn.Module):
         if not self.stable:
             hidden = self.layer_norm(hidden)
         hidden = self.dropout(hidden)
-        encoded = self.stack.run(self.layers, hidden, key_padding_mask(mask),
+        encoded = self.stack.run(self.layers, hidden, key_padding_mask(mask), *self.layer_arguments(hidden),
                                  output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         if self.stable:
             encoded.last_hidden_state = self.layer_norm(encoded.last_hidden_state)

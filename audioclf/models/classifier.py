@@ -245,6 +245,8 @@ class AudioClassifier(nn.Module):
                 fan_in = module.in_channels // module.groups * math.prod(module.kernel_size)
                 bound = 1.0 / fan_in ** 0.5
                 nn.init.uniform_(module.bias, -bound, bound)
+        elif hasattr(module, "reset_own_parameters"):  # blocks with tensors of their own (position tables, gates)
+            module.reset_own_parameters()
         elif isinstance(module, SpeechModel) and module.masked_spec_embed is not None:
             nn.init.uniform_(module.masked_spec_embed)
         elif module is self and self.uses_all_hidden_states:

@@ -258,7 +258,11 @@ class InferenceASTLayer(ASTLayer):
 
 class InferenceASTModel(ASTModel):
     """:class:`~audioclf.models.ast.ASTModel` whose last layer computes the two pooled tokens only: its
-    ``last_hidden_state`` is then ``[B, 2, D]``, all the head reads."""
+    ``last_hidden_state`` is then ``[B, 2, D]``, all the head reads. Code that needs every token's output (embeddings)
+    asks for hidden states, which turns this off (``partial_last_hidden_state``)."""
+
+    #: without hidden states or attention maps, ``last_hidden_state`` holds only the tokens the head pools
+    partial_last_hidden_state = True
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> EncoderOutput:

@@ -15,6 +15,10 @@ _CLASSES: dict[str, tuple[str, str]] = {
     "unispeech-sat": ("audioclf.models.unispeech_sat", "UniSpeechSatForSequenceClassification"),
     "sew": ("audioclf.models.sew", "SEWForSequenceClassification"),
     "sew-d": ("audioclf.models.sew_d", "SEWDForSequenceClassification"),
+    "wavlm": ("audioclf.models.wavlm", "WavLMForSequenceClassification"),
+    "data2vec-audio": ("audioclf.models.data2vec_audio", "Data2VecAudioForSequenceClassification"),
+    "wav2vec2-conformer": ("audioclf.models.wav2vec2_conformer", "Wav2Vec2ConformerForSequenceClassification"),
+    "wav2vec2-bert": ("audioclf.models.wav2vec2_bert", "Wav2Vec2BertForSequenceClassification"),
     "audio-spectrogram-transformer": ("audioclf.models.ast", "ASTForAudioClassification"),
     "whisper": ("audioclf.models.whisper", "WhisperForAudioClassification"),
 }

@@ -24,14 +24,18 @@ class SpeechModel(nn.Module):
     ``time_masks_respect_padding``: time-mask spans are drawn within each row's valid frames (Wav2Vec2, UniSpeech,
     UniSpeechSat) or over the whole padded length (HuBERT, SEW, SEW-D), as in the reference implementations.
     ``mask_random_state``: a ``numpy.random.RandomState`` for the SpecAugment masks (None: numpy's global one).
+    ``conv_norm`` fixes the conv stack's norm for configs without ``feat_extract_norm``
+    (:class:`~audioclf.models.blocks.ConvFeatureEncoder`); ``conv_features=False`` builds no conv stack, for models
+    fed precomputed frames (``feature_extractor`` is then None and frame masks equal sample masks).
     """
 
     def __init__(self, config: ModelConfig, with_masked_spec_embed: bool | None = None,
-                 time_masks_respect_padding: bool = True) -> None:
+                 time_masks_respect_padding: bool = True, conv_norm: str | None = None,
+                 conv_features: bool = True) -> None:
         super().__init__()
         self.config = config
         self.time_masks_respect_padding = time_masks_respect_padding
-        self.feature_extractor = ConvFeatureEncoder(config)
+        self.feature_extractor = ConvFeatureEncoder(config, norm=conv_norm) if conv_features else None
         if with_masked_spec_embed is None:
             with_masked_spec_embed = config.mask_time_prob > 0 or config.mask_feature_prob > 0
         self.masked_spec_embed = nn.Parameter(torch.empty(config.hidden_size)) if with_masked_spec_embed else None
@@ -41,7 +45,10 @@ class SpeechModel(nn.Module):
         """Sample mask ``[B, N]`` -> frame mask ``[B, T]`` (None stays None)."""
         if attention_mask is None:
             return None
-        return frame_mask(self.feature_extractor.output_lengths(attention_mask.sum(-1)), num_frames)
+        lengths = attention_mask.sum(-1)
+        if self.feature_extractor is not None:
+            lengths = self.feature_extractor.output_lengths(lengths)
+        return frame_mask(lengths, num_frames)
 
     def augment(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """SpecAugment on ``[B, T, D]`` in training (valid lengths from the frame ``mask`` ``[B, T]`` when the time
@@ -56,16 +63,21 @@ class SpeechTransformerModel(SpeechModel):
     """Conv feature encoder, feature projection, SpecAugment and a post-LN or stable transformer encoder.
 
     ``projection_layer_norm=False`` drops the LayerNorm before the projection (HuBERT ``feat_proj_layer_norm``);
-    ``pos_conv_batch_norm=True`` selects HuBERT's BatchNorm positional conv.
+    ``pos_conv_batch_norm=True`` selects HuBERT's BatchNorm positional conv. ``encoder`` replaces the
+    :class:`~audioclf.models.blocks.TransformerEncoder` the config describes (any module called as
+    ``encoder(hidden [B, T, D], frame_mask [B, T] or None, output_hidden_states, output_attentions)`` returning an
+    :class:`~audioclf.models.blocks.EncoderOutput`); ``conv_norm`` as in :class:`SpeechModel`.
     """
 
     def __init__(self, config: ModelConfig, projection_layer_norm: bool = True, pos_conv_batch_norm: bool = False,
-                 with_masked_spec_embed: bool | None = None, time_masks_respect_padding: bool = True) -> None:
-        super().__init__(config, with_masked_spec_embed, time_masks_respect_padding)
+                 with_masked_spec_embed: bool | None = None, time_masks_respect_padding: bool = True,
+                 encoder: nn.Module | None = None, conv_norm: str | None = None) -> None:
+        super().__init__(config, with_masked_spec_embed, time_masks_respect_padding, conv_norm=conv_norm)
         self.feature_projection = FeatureProjection(config.conv_dim[-1], config.hidden_size, config.layer_norm_eps,
                                                     config.feat_proj_dropout, layer_norm=projection_layer_norm)
-        self.encoder = TransformerEncoder(config, stable=config.do_stable_layer_norm,
-                                          pos_conv_batch_norm=pos_conv_batch_norm, adapter_dim=config.adapter_attn_dim)
+        self.encoder = encoder if encoder is not None else TransformerEncoder(
+            config, stable=config.do_stable_layer_norm, pos_conv_batch_norm=pos_conv_batch_norm,
+            adapter_dim=config.adapter_attn_dim)
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> EncoderOutput:

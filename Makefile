@@ -34,7 +34,11 @@ test: install
 
 # Benchmark against the transformers pipeline, 1-hour file included (~45 min on 2 cores). Models and audio are
 # built once into .bench-cache/; the table goes to stdout, the JSON to .bench-cache/results.json.
-bench: install
+$(VENV)/.bench: $(VENV)/.installed
+	$(PIP) install --quiet -e '.[test,ray,bench]'
+	touch $@
+
+bench: $(VENV)/.bench
 	$(PY) scripts/bench.py --long
 
 # Re-create the bundled default model: synthesize the keyword data with espeak-ng (~2 min), then train (~35 min on one core).

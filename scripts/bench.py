@@ -8,11 +8,21 @@ One run times, on the same model directory, the same files and the same thread c
 * ``pipeline-sf``  - the same pipeline object called with arrays decoded by ``soundfile`` (mixed to mono and
                      resampled with soxr HQ when needed), so the cost of the ffmpeg subprocess shows separately.
 * ``api``          - ``audioclf.engine.classify.Classifier(dir, top_k=0, threads=N)`` (what ``audioclf.classify`` builds),
-                     classifying the whole list in one call with its default options.
+                     classifying the whole list in one call with its default options (the default backend: ONNX
+                     Runtime on our own exported graph, cached beforehand).
+* ``api-torch``    - the same with ``backend="torch"``.
 * ``cli``          - the installed ``audioclf classify --model DIR --top-k 0 --threads N --format jsonl FILES...``.
-* ``api-bf16``     - the API with ``dtype="bfloat16"``.
-* ``api-int8``     - the API on the fp32 model after ``torch.ao.quantization.quantize_dynamic`` of its linear layers
-                     (qint8 weights, activations quantized per batch).
+* ``ort-script``   - what a speed-minded user scripts instead (:data:`PEER_SCRIPT`): the transformers checkpoint
+                     exported with ``torch.onnx.export``, soundfile decode, normalisation, batches of 8, one ONNX
+                     Runtime session with default options; ``ov-script`` the same with OpenVINO.
+* ``forward``      - raw forward in one process, interleaved: transformers, audioclf on each backend, the peer graph
+                     in ONNX Runtime and OpenVINO, on an 8 x 1 s and a 1 x 10 s batch.
+* ``api-bf16``     - the API with ``dtype="bfloat16"`` (torch backend).
+* ``api-cuda``     - the API on the GPU (``device="cuda"``, torch backend) in float32; ``api-cuda-fp16`` /
+                     ``api-cuda-bf16`` in half precision (rows only with ``--precision cuda,...`` on a CUDA machine).
+* ``api-int8``     - the API with ``quantize="int8"`` (ONNX Runtime dynamic int8 linear layers);
+  ``api-int8-static`` with ``calibrate`` (a separate set of 16 clips of the same kind); ``api-int8-torch`` on the
+                     fp32 model after ``torch.ao.quantization.quantize_dynamic`` of its linear layers.
 
 Every engine runs in its own fresh process, for each repetition, interleaved (pipeline, api, cli, ..., then again),
 with ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` and ``torch.set_num_threads`` set to the same N. Figures:
@@ -25,7 +35,7 @@ with ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` and ``torch.set_num_threads`` set
 * peak RSS: ``ru_maxrss`` of the engine's process (``os.wait4``): for Python engines over all the sets it ran, for
   the CLI per invocation (the largest is shown; the one-file run is the cold-start figure).
 * agreement: top-1 label agreement and max |score difference| of each engine versus the ``pipeline`` engine over
-  the same files, and of ``api-bf16`` / ``api-int8`` versus fp32 ``api``.
+  the same files, and of the reduced-precision rows versus fp32 ``api``.
 
 Medians over ``--repeats`` are reported, ratios first: these machines are shared and noisy.
 
@@ -69,6 +79,10 @@ DEFAULT_CACHE = ROOT / ".bench-cache"
 RATE = 16000
 SEED = 20240611
 LABELS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_silence_", "_unknown_"]
+#: --precision choices: CPU rows, then GPU rows (the API with device="cuda"; float32, float16, bfloat16)
+PRECISIONS = ("bf16", "int8", "int8-static", "int8-torch", "cuda", "cuda-fp16", "cuda-bf16")
+#: API engines that run in half precision (the torch backend); every other engine runs float32
+ENGINE_DTYPES = {"api-bf16": "bfloat16", "api-cuda-fp16": "float16", "api-cuda-bf16": "bfloat16"}
 ROOFLINE_W2V2_BASE_FP32_2T = 17.0  # audio-s/s: the fp32 compute bound of a base model on the reference 2-core CPU
 
 # name -> transformers architecture, config overrides, whether the preprocessor asks for an attention mask
@@ -102,7 +116,6 @@ SETS = {"1s": (64, 1.0, 16000, 1), "10s": (16, 10.0, 16000, 1), "60s": (4, 60.0,
 QUICK_SETS = {"1s": (6, 1.0, 16000, 1), "10s": (2, 3.0, 16000, 1), "60s": (2, 4.0, 44100, 2)}
 LONG_SECONDS, QUICK_LONG_SECONDS = 3600.0, 40.0
 
-PYTHON_ENGINES = ("pipeline", "api", "api-bf16", "api-int8")
 BASE_MODEL = "w2v2-base"
 
 
@@ -233,6 +246,18 @@ def prepare(plan: dict) -> None:
         if len(list(Path(directory).glob("clip-*.wav"))) < count:
             log(f"writing audio set {name} ...")
             write_set(Path(directory), count, seconds, rate, channels, seed)
+    if plan.get("peer_graph"):
+        model_dir, graph = plan["peer_graph"]
+        if not Path(graph).is_file():
+            log("exporting the transformers checkpoint to ONNX for the peers ...")
+            export_peer_graph(Path(model_dir), Path(graph))
+    for model_dir, variant, calibration in plan.get("graphs", []):
+        if Path(model_dir).is_dir():
+            from audioclf.engine.onnx_runner import OnnxRunner
+
+            log(f"building the {variant} graph of {Path(model_dir).name} (once per checkpoint) ...")
+            OnnxRunner(model_dir, quantize=None if variant == "fp32" else "int8",
+                       calibrate=[calibration] if calibration else None)
     if plan.get("long"):
         path, seconds, seed = plan["long"]
         if not Path(path).is_file():
@@ -270,20 +295,31 @@ def worker(spec: dict) -> None:
             return out
 
         variants = {"pipeline": by_path, "pipeline-sf": by_array} if spec["sf"] else {"pipeline": by_path}
+    elif engine == "forward":
+        forward_worker(spec)
+        return
     else:
-        import torch
-
         from audioclf.engine.classify import Classifier
 
         model: object = model_dir
-        dtype = "bfloat16" if engine == "api-bf16" else "float32"
-        if engine == "api-int8":
+        options: dict = {"dtype": ENGINE_DTYPES.get(engine, "float32")}
+        if engine in ("api-torch", "api-bf16"):
+            options["backend"] = "torch"
+        elif engine.startswith("api-cuda"):
+            options.update(backend="torch", device="cuda")
+        elif engine == "api-int8":
+            options["quantize"] = "int8"
+        elif engine == "api-int8-static":
+            options.update(quantize="int8", calibrate=[spec["calibration"]])
+        elif engine == "api-int8-torch":
+            import torch
+
             from audioclf.auto import AutoModelForAudioClassification
 
             torch.set_num_threads(threads)
             model = AutoModelForAudioClassification.from_pretrained(model_dir).eval()
             torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-        classifier = Classifier(model, top_k=0, threads=threads, dtype=dtype)
+        classifier = Classifier(model, top_k=0, threads=threads, **options)
 
         def api(files: list[str]) -> list[dict]:
             records = list(classifier.classify(files))
@@ -306,6 +342,122 @@ def worker(spec: dict) -> None:
     Path(spec["out"]).write_text(json.dumps(result))
 
 
+# The end-to-end script a speed-minded user writes around a runtime: soundfile decode, normalise as the feature
+# extractor does, batches of 8, one session. 16 kHz mono inputs only (no resampling or channel mixing).
+PEER_SCRIPT = """
+import json, sys
+import numpy as np, soundfile as sf
+runtime, graph, threads, files = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+config = json.load(open(graph.rsplit("/", 1)[0] + "/config.json"))
+labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+if runtime == "onnxruntime":
+    import onnxruntime as ort
+    options = ort.SessionOptions(); options.intra_op_num_threads = threads
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    run = lambda x: session.run(None, {"input_values": x})[0]
+else:
+    import openvino as ov
+    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_NUM_THREADS": threads})
+    run = lambda x: compiled(x)[0]
+def load(path):
+    wave, rate = sf.read(path, dtype="float32")
+    return (wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)
+for start in range(0, len(files), 8):
+    group = files[start:start + 8]
+    waves = [load(path) for path in group]
+    batches = [np.stack(waves)] if len({len(w) for w in waves}) == 1 else [w[None] for w in waves]
+    logits = np.concatenate([run(batch) for batch in batches])
+    scores = np.exp(logits - logits.max(1, keepdims=True))
+    scores /= scores.sum(1, keepdims=True)
+    for path, row in zip(group, scores):
+        print(json.dumps({"path": path, "labels": [{"label": l, "score": s} for l, s in zip(labels, row.tolist())]}))
+"""
+PEERS = {"ort-script": "onnxruntime", "ov-script": "openvino"}
+#: engines timed as whole processes (marginal and end-to-end rates)
+PROCESS_ENGINES = ("cli", *PEERS)
+#: the sets the peer scripts read (16 kHz mono)
+PEER_SETS = ("1s", "10s")
+
+
+def export_peer_graph(model_dir: Path, target: Path) -> None:
+    """The transformers checkpoint as ONNX, the way its users export it: ``torch.onnx.export`` of
+    ``AutoModelForAudioClassification`` (eager attention), dynamic batch and time axes, opset 17."""
+    import warnings
+
+    import torch
+    from transformers import AutoModelForAudioClassification
+
+    model = AutoModelForAudioClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_values):
+            return self.model(input_values).logits
+
+    partial = target.with_name(target.name + ".partial")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Logits().eval(), (torch.randn(2, RATE),), str(partial), input_names=["input_values"],
+                          output_names=["logits"], dynamic_axes={"input_values": {0: "batch", 1: "samples"},
+                                                                 "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    partial.replace(target)
+
+
+def forward_worker(spec: dict) -> None:
+    """Raw forward of every runtime on the same batches in one process, interleaved: transformers, audioclf
+    (torch backend, onnx backend), the peer graph in ONNX Runtime and OpenVINO; audio-s/s per batch shape."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForAudioClassification
+
+    from audioclf.engine.onnx_runner import OnnxRunner
+    from audioclf.engine.runner import ModelRunner
+
+    threads, model_dir, graph = spec["threads"], spec["model"], spec["peer_graph"]
+    torch.set_num_threads(threads)
+    reference = AutoModelForAudioClassification.from_pretrained(model_dir).eval()
+    ours_torch = ModelRunner(model_dir, threads=threads, device="cpu")
+    ours_onnx = OnnxRunner(model_dir, threads=threads)
+    runs = {"transformers": lambda x: reference(torch.from_numpy(x)).logits,
+            "audioclf-torch": lambda x: ours_torch.forward({"input_values": x}),
+            "audioclf-onnx": lambda x: ours_onnx.forward({"input_values": x})}
+    if graph:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        runs["onnxruntime"] = lambda x: session.run(None, {"input_values": x})
+        try:
+            import openvino as ov
+
+            compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_NUM_THREADS": threads})
+            runs["openvino"] = lambda x: compiled(x)
+        except ImportError:
+            pass
+    rng = np.random.default_rng(SEED)
+    out: dict = {}
+    for shape in ((8, RATE), (1, 10 * RATE)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        x = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        with torch.inference_mode():
+            for name, run in runs.items():
+                run(x)  # warm-up
+            for _ in range(spec["forward_repeats"]):
+                for name, run in runs.items():
+                    started = time.perf_counter()
+                    run(x)
+                    times[name].append(time.perf_counter() - started)
+        out[f"{shape[0]}x{shape[1] / RATE:g}s"] = {name: shape[0] * shape[1] / RATE / statistics.median(t)
+                                                   for name, t in times.items()}
+    Path(spec["out"]).write_text(json.dumps({"engine": "forward", "forward": out}))
+
+
 # ======================================================================================================= measurement
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -314,6 +466,7 @@ class Bench:
         self.cache = Path(args.cache_dir) / ("quick" if args.quick else "full")
         self.threads = args.threads
         self.env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+                        HF_ASSETS_CACHE=str(Path(args.cache_dir) / "assets"),
                         OPENBLAS_NUM_THREADS=str(args.threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                         TRANSFORMERS_VERBOSITY="error", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore",
                         HF_HUB_DISABLE_PROGRESS_BARS="1")
@@ -336,6 +489,15 @@ class Bench:
         return (QUICK_SETS if self.quick else SETS)[name][1]
 
     @property
+    def peer_graph(self) -> Path:
+        """The transformers checkpoint of the base model exported to ONNX (for the ONNX Runtime / OpenVINO peers)."""
+        return self.model_dir(BASE_MODEL) / "peer.onnx"
+
+    @property
+    def calibration_dir(self) -> Path:
+        return self.cache / "audio" / "calibration"
+
+    @property
     def long_path(self) -> Path:
         seconds = QUICK_LONG_SECONDS if self.quick else LONG_SECONDS
         return self.cache / "audio" / "long" / f"long-{seconds:g}s.wav"
@@ -351,7 +513,17 @@ class Bench:
             "sets": {s: (*sets[s], str(self.cache / "audio" / s), SEED + i) for i, s in enumerate(SETS) if s in wanted},
             "long": ([str(self.long_path), QUICK_LONG_SECONDS if self.quick else LONG_SECONDS, SEED + 100]
                      if self.args.long else None),
+            "peer_graph": ([str(self.model_dir(BASE_MODEL)), str(self.peer_graph)]
+                           if self.args.peers and BASE_MODEL in self.args.models else None),
+            # our graphs are built once per checkpoint, like the peers' export: build them before timing anything
+            "graphs": [[str(self.model_dir(m)), "fp32", None] for m in self.args.models] + [
+                [str(self.model_dir(BASE_MODEL)), "int8", None]] * ("int8" in self.args.precision) + [
+                [str(self.model_dir(BASE_MODEL)), "int8-static", str(self.calibration_dir)]] * (
+                "int8-static" in self.args.precision),
         }
+        if "int8-static" in self.args.precision:  # calibration audio: the same kind of clips, other draws
+            count, seconds, rate, channels = (QUICK_SETS if self.quick else SETS)["1s"]
+            plan["sets"]["calibration"] = (16, seconds, rate, channels, str(self.calibration_dir), SEED + 50)
         plan_file = self.work / "plan.json"
         plan_file.write_text(json.dumps(plan))
         subprocess.run([sys.executable, __file__, "--_prepare", str(plan_file)], env=self.env, check=True)
@@ -381,7 +553,9 @@ class Bench:
         out = self.work / f"{model}-{engine}.json"
         out.unlink(missing_ok=True)
         spec = {"engine": engine, "model": str(self.model_dir(model)), "threads": self.threads, "sf": self.args.sf,
-                "warmup": self.set_files("1s")[0], "out": str(out),
+                "warmup": self.set_files("1s")[0], "out": str(out), "calibration": str(self.calibration_dir),
+                "peer_graph": str(self.peer_graph) if self.peer_graph.is_file() else None,
+                "forward_repeats": 1 if self.quick else 3,
                 "sets": [{"name": s, "files": files_for(s)} for s in sets]}
         spec_file = self.work / f"{model}-{engine}.spec.json"
         spec_file.write_text(json.dumps(spec))
@@ -390,22 +564,31 @@ class Bench:
             self.fail(f"{model} {engine}: exit {proc['status']}\n{proc['stderr']}")
             return None
         result = json.loads(out.read_text())
+        if engine == "forward":
+            return result
         result["cold_start"] = result["first_result_at"] - proc["started"]
         result["load"] = result["loaded_at"] - proc["started"]
         result["rss_mb"] = proc["rss_mb"]
         return result
 
-    def run_cli(self, model: str, files: list[str]) -> dict | None:
-        command = [*self.cli, "classify", "--model", str(self.model_dir(model)), "--top-k", "0",
-                   "--threads", str(self.threads), "--format", "jsonl", "--quiet", *files]
+    def run_cli(self, model: str, files: list[str], engine: str = "cli") -> dict | None:
+        """One whole process of ``engine`` (``cli``, or a peer script) on ``files``; its records' scores."""
+        if engine == "cli":
+            command = [*self.cli, "classify", "--model", str(self.model_dir(model)), "--top-k", "0",
+                       "--threads", str(self.threads), "--format", "jsonl", "--quiet", *files]
+        else:
+            script = self.work / "peer.py"
+            if not script.is_file():
+                script.write_text(PEER_SCRIPT)
+            command = [sys.executable, str(script), PEERS[engine], str(self.peer_graph), str(self.threads), *files]
         proc = self.spawn(command)
         if proc["status"] != 0:
-            self.fail(f"{model} cli: exit {proc['status']}\n{proc['stderr']}")
+            self.fail(f"{model} {engine}: exit {proc['status']}\n{proc['stderr']}")
             return None
         records = [json.loads(line) for line in proc["lines"] if line.strip()]
         proc["scores"] = [{x["label"]: x["score"] for x in r["labels"]} for r in records]
         if len(proc["scores"]) != len(files):
-            self.fail(f"{model} cli: {len(proc['scores'])} records for {len(files)} files")
+            self.fail(f"{model} {engine}: {len(proc['scores'])} records for {len(files)} files")
             return None
         del proc["lines"]
         return proc
@@ -418,7 +601,8 @@ class Bench:
     def run(self) -> dict:
         args = self.args
         self.prepare()
-        engines = ["pipeline", "api", "cli"] + [f"api-{p}" for p in args.precision]
+        peers = list(PEERS) + ["forward"] if args.peers else []
+        engines = ["pipeline", "api", "api-torch", "cli", *peers] + [f"api-{p}" for p in args.precision]
         # raw[(model, engine)] = list of per-repeat results
         raw: dict[tuple[str, str], list] = {}
         plan = []
@@ -442,22 +626,24 @@ class Bench:
             for model, sets, model_engines in plan:
                 for engine in model_engines:
                     log(f"[{repeat + 1}/{args.repeats}] {model}: {engine} on {', '.join(sets)} ...")
-                    if engine == "cli":
+                    if engine in PROCESS_ENGINES:
                         result = {"sets": {}}
-                        first = self.run_cli(model, [self.set_files("1s")[0]])
+                        first = self.run_cli(model, [self.set_files("1s")[0]], engine)
                         if first is None:
                             continue
                         result["cold_start"], result["one_file_rss_mb"] = first["first"], first["rss_mb"]
                         rss = [first["rss_mb"]]
                         for name in sets:
+                            if engine in PEERS and name not in PEER_SETS:
+                                continue
                             files = files_for(model)(name)
-                            one = first if name == "1s" else self.run_cli(model, files[:1])
-                            whole = self.run_cli(model, files)
+                            one = first if name == "1s" else self.run_cli(model, files[:1], engine)
+                            whole = self.run_cli(model, files, engine)
                             if one is None or whole is None:
                                 continue
                             rss += [one["rss_mb"], whole["rss_mb"]]
-                            result["sets"][name] = {"cli": {"wall": whole["wall"], "one_file_wall": one["wall"],
-                                                            "rss_mb": whole["rss_mb"], "scores": whole["scores"]}}
+                            result["sets"][name] = {engine: {"wall": whole["wall"], "one_file_wall": one["wall"],
+                                                             "rss_mb": whole["rss_mb"], "scores": whole["scores"]}}
                         result["rss_mb"] = max(rss)
                     else:
                         result = self.run_worker(model, engine, sets, files_for(model))
@@ -510,7 +696,7 @@ class Bench:
                         entry = run["sets"].get(name, {}).get(variant)
                         if entry is None:
                             continue
-                        if variant == "cli":  # marginal rate: the whole set minus a run on its first file alone
+                        if variant in PROCESS_ENGINES:  # marginal: the whole set minus a run on its first file alone
                             extra = entry["wall"] - entry["one_file_wall"]
                             # too small a difference to stand out from process start-up noise: no figure
                             out.append((audio - durations[0]) / extra if extra > 0.25 else None)
@@ -530,7 +716,7 @@ class Bench:
                 api_rate = _median(rates(api_runs, "api"))
                 api_scores = scores(api_runs, "api")
                 variants = [("pipeline", "pipeline"), ("pipeline", "pipeline-sf")] + [
-                    (e, e) for e in model_engines if e != "pipeline"]
+                    (e, e) for e in model_engines if e not in ("pipeline", "forward")]
                 for engine, variant in variants:
                     runs = raw.get((model, engine), [])
                     measured = rates(runs, variant)
@@ -541,32 +727,40 @@ class Bench:
                            "audio_seconds": round(audio, 3), "audio_s_per_s": rate, "runs": measured,
                            "ratio_to_pipeline": rate / reference_rate if rate and reference_rate else None,
                            **_agreement(scores(runs, variant), reference_scores)}
-                    if variant == "cli":
+                    if variant in PROCESS_ENGINES:
                         row["end_to_end_audio_s_per_s"] = _median(
-                            [audio / r["sets"][name]["cli"]["wall"] for r in runs if name in r["sets"]])
-                        row["rss_mb"] = _median([r["sets"][name]["cli"]["rss_mb"] for r in runs if name in r["sets"]])
+                            [audio / r["sets"][name][variant]["wall"] for r in runs if name in r["sets"]])
+                        row["rss_mb"] = _median([r["sets"][name][variant]["rss_mb"] for r in runs
+                                                 if name in r["sets"]])
                     if model == BASE_MODEL and self.threads == 2 and not self.quick and rate and variant in ("api", "cli"):
                         row["fraction_of_roofline"] = rate / ROOFLINE_W2V2_BASE_FP32_2T
                     rows.append(row)
-                    if variant.startswith("api-"):
+                    if variant.startswith("api-") and variant != "api-torch":
                         precision.append({"model": model, "set": name, "dtype": variant[4:], "audio_s_per_s": rate,
                                           "speedup_vs_fp32": rate / api_rate if rate and api_rate else None,
                                           **_agreement(scores(runs, variant), api_scores)})
             reference_cold = _median([r["cold_start"] for r in reference_runs])
             for engine in model_engines:
                 runs = raw.get((model, engine), [])
-                if not runs:
+                if not runs or engine == "forward":
                     continue
                 cold = _median([r["cold_start"] for r in runs])
                 entry = {"model": model, "engine": engine, "cold_start_s": cold,
                          "cold_start_ratio": reference_cold / cold if reference_cold and cold else None,
                          "peak_rss_mb": _median([r["rss_mb"] for r in runs]), "sets": sets}
-                if engine == "cli":
+                if engine in PROCESS_ENGINES:
                     entry["one_file_rss_mb"] = _median([r["one_file_rss_mb"] for r in runs])
                 else:
                     entry["load_s"] = _median([r["load"] for r in runs])
                 processes.append(entry)
-        return {"rows": rows, "processes": processes, "precision": precision}
+        forward: dict = {}
+        for run in raw.get((BASE_MODEL, "forward"), []):
+            for shape, rates in run["forward"].items():
+                for runtime, rate in rates.items():
+                    forward.setdefault(shape, {}).setdefault(runtime, []).append(rate)
+        forward = {shape: {runtime: {"audio_s_per_s": _median(v), "runs": v} for runtime, v in rates.items()}
+                   for shape, rates in forward.items()}
+        return {"rows": rows, "processes": processes, "precision": precision, "forward": forward}
 
     def duration(self, path: str) -> float:
         if path not in self._durations:
@@ -594,6 +788,12 @@ class Bench:
             found.append({"target": f"{BASE_MODEL} 1s api >= 70% of the {ROOFLINE_W2V2_BASE_FP32_2T:g} audio-s/s roofline",
                           "measured": round(r["audio_s_per_s"] / ROOFLINE_W2V2_BASE_FP32_2T, 2),
                           "met": r["audio_s_per_s"] >= 0.7 * ROOFLINE_W2V2_BASE_FP32_2T})
+        for name, goal in (("1s", 1.2), ("10s", 1.0)):
+            ours, peer = row(BASE_MODEL, name, "cli"), row(BASE_MODEL, name, "ort-script")
+            if ours and peer and ours.get("end_to_end_audio_s_per_s") and peer.get("end_to_end_audio_s_per_s"):
+                ratio = ours["end_to_end_audio_s_per_s"] / peer["end_to_end_audio_s_per_s"]
+                found.append({"target": f"{BASE_MODEL} {name} cli end to end >= {goal}x the ONNX Runtime script",
+                              "measured": round(ratio, 2), "met": ratio >= goal})
         for p in report["processes"]:
             if p["model"] == BASE_MODEL and p["engine"] in ("api", "cli") and p["cold_start_ratio"]:
                 found.append({"target": f"{BASE_MODEL} cold start ({p['engine']}) >= 4x faster than the pipeline",
@@ -694,8 +894,20 @@ def markdown(report: dict) -> str:
         out.append(f"| {r['model']} | {r['set']} ({r['files']} files, {r['audio_seconds']:g} s) | {r['engine']} | "
                    f"{_fmt(r['ratio_to_pipeline'])} | {_fmt(r['audio_s_per_s'])}{extra} | {runs} | "
                    f"{_fmt(r['top1_agreement'], 3)} | {_sci(r['max_score_diff'])} |")
-    out += ["", "cli: marginal rate (whole-set run minus a one-file run); end to end includes process start and "
-            "model load. Agreement is versus the pipeline (file paths, ffmpeg).", ""]
+    out += ["", "cli, ort-script, ov-script: whole processes; the rate is marginal (whole-set run minus a one-file "
+            "run), end to end includes process start and model load (the peers' graph is the transformers checkpoint "
+            "exported with torch.onnx.export; the script decodes with soundfile, normalises, batches 8). api: the "
+            "default backend; api-torch: the torch backend. Agreement is versus the pipeline (file paths, ffmpeg).",
+            ""]
+    if report.get("forward"):
+        runtimes = sorted({r for rates in report["forward"].values() for r in rates})
+        out += ["## Raw forward (audio-seconds per second, one process, interleaved)", "",
+                "| batch | " + " | ".join(runtimes) + " |", "|---|" + "---:|" * len(runtimes)]
+        for shape, rates in report["forward"].items():
+            out.append(f"| {shape} | " + " | ".join(_fmt(rates.get(r, {}).get("audio_s_per_s")) for r in runtimes)
+                       + " |")
+        out += ["", "transformers: the reference model; audioclf-torch / audioclf-onnx: our model on each backend; "
+                "onnxruntime / openvino: the peer graph with each runtime's default options.", ""]
     out += ["## Cold start and memory", "",
             "| model | engine | x faster than pipeline | process start to first result (one 1 s file) | model load | "
             "peak RSS |", "|---|---|---:|---:|---:|---|"]
@@ -713,8 +925,10 @@ def markdown(report: dict) -> str:
         for p in report["precision"]:
             out.append(f"| {p['model']} | {p['set']} | {p['dtype']} | {_fmt(p['speedup_vs_fp32'])} | "
                        f"{_fmt(p['audio_s_per_s'])} | {_fmt(p['top1_agreement'], 3)} | {_sci(p['max_score_diff'])} |")
-        out += ["", "int8: torch.ao.quantization.quantize_dynamic on the linear layers (qint8). Random-weight models: "
-                "the accuracy cost is indicative only.", ""]
+        out += ["", "int8: ONNX Runtime dynamic int8 linear layers (the default backend's --quantize int8); "
+                "int8-static: --quantize int8 --calibrate (16 other clips of the same kind); int8-torch: "
+                "torch.ao.quantization.quantize_dynamic on the linear layers. Random-weight models: the accuracy cost "
+                "is indicative only.", ""]
     long = report.get("long")
     if long:
         if "error" in long:
@@ -744,8 +958,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default="1s,10s,60s", help="audio sets: 1s,10s,60s (default all)")
     parser.add_argument("--models", help="models: w2v2-base,hubert-large,sewd-mid,ast-audioset (default all; with "
                         "--quick w2v2-base)")
-    parser.add_argument("--precision", default="bf16,int8",
-                        help=f"reduced-precision rows for {BASE_MODEL}: bf16,int8 or none (default both)")
+    parser.add_argument("--precision", default="bf16,int8,int8-static,int8-torch",
+                        help=f"reduced-precision and device rows for {BASE_MODEL}: {','.join(PRECISIONS)} or none "
+                        "(default: the CPU ones, bf16,int8,int8-static,int8-torch)")
+    parser.add_argument("--no-peers", dest="peers", action="store_false",
+                        help="skip the ONNX Runtime / OpenVINO peers (scripts and raw forward)")
     parser.add_argument("--no-sf", dest="sf", action="store_false",
                         help="skip pipeline-sf (the pipeline on soundfile-decoded arrays)")
     parser.add_argument("--large-clips", type=int, default=16, help="1 s clips for hubert-large (default 16)")
@@ -771,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     args.precision = [] if args.precision.strip() in ("", "none") else [p.strip() for p in args.precision.split(",")]
     for value, allowed, flag in ((args.sets, SETS, "--sets"), (args.models, MODELS, "--models"),
-                                 (args.precision, ("bf16", "int8"), "--precision")):
+                                 (args.precision, PRECISIONS, "--precision")):
         unknown = [v for v in value if v not in allowed]
         if unknown:
             parser.error(f"{flag}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
@@ -784,7 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {"machine": machine(), "settings": {
             "quick": args.quick, "threads": args.threads, "repeats": args.repeats, "sets": args.sets,
             "models": args.models, "precision": args.precision, "pipeline_sf": args.sf, "large_clips": args.large_clips,
-            "ast_clips": args.ast_clips,
+            "peers": args.peers, "ast_clips": args.ast_clips,
             "load_average_start": load_start, "cache_dir": str(bench.cache)}}
         report.update(bench.run())
         report["settings"]["load_average_end"] = os.getloadavg()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,31 @@ FRAME_INPUT_TYPES = ("wav2vec2-bert",)
 
 #: config keys whose value transformers 5 runs but refuses to validate (set after construction, saved by hand)
 UNVALIDATED_KEYS = ("use_intermediate_ffn_before_adapter",)
+
+#: where and in what precision our side of the parity tests runs: ``AUDIOCLF_TEST_DEVICE=cuda`` (default ``cpu``) and
+#: ``AUDIOCLF_TEST_DTYPE=float16|bfloat16`` (default ``float32``); the transformers reference stays on the CPU in
+#: float32. scripts/gpu_check.sh sets them.
+TEST_DEVICE = os.environ.get("AUDIOCLF_TEST_DEVICE", "cpu")
+TEST_DTYPE = os.environ.get("AUDIOCLF_TEST_DTYPE", "float32")
+#: scaled max |difference| allowed per precision: float32 is the parity bound; the half precisions carry 13 to 16
+#: fewer mantissa bits through every layer, so theirs only checks the wiring on the device (worst cases measured on
+#: the CPU: 5.5e-3 in float16, 4.8e-2 in bfloat16)
+PARITY_TOLERANCE = {"float32": 1e-4, "float16": 3e-2, "bfloat16": 1e-1}[TEST_DTYPE]
+if TEST_DEVICE.startswith("cuda"):  # float32 means float32: no TF32 tensor-core rounding in convs or matmuls
+    torch.backends.cudnn.conv.fp32_precision = "ieee"
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+
+
+def on_test_device(model):
+    """Our model moved to the test device and dtype."""
+    return model.to(TEST_DEVICE, getattr(torch, TEST_DTYPE))
+
+
+def device_inputs(inputs: dict) -> dict:
+    """Model inputs on the test device, float inputs in the test dtype."""
+    dtype = getattr(torch, TEST_DTYPE)
+    return {name: value.to(TEST_DEVICE, dtype if value.is_floating_point() else None) for name, value in inputs.items()}
+
 
 #: valid lengths (samples) of the padded test batch: odd and even frame counts after the conv stack
 BATCH_LENGTHS = (4001, 3000, 2501, 3650)
@@ -219,9 +245,10 @@ def spectrogram_batch(config, batch: int = 4, seed: int = 0) -> torch.Tensor:
 
 
 def scaled_max_diff(ours: torch.Tensor, reference: torch.Tensor) -> float:
-    """max |ours - reference| divided by the reference's scale (max |reference|, at least 1)."""
+    """max |ours - reference| divided by the reference's scale (max |reference|, at least 1); ``ours`` may be on
+    another device or in another dtype."""
     scale = max(float(reference.abs().max()), 1.0)
-    return float((ours.float() - reference.float()).abs().max()) / scale
+    return float((ours.detach().float().cpu() - reference.float()).abs().max()) / scale
 
 
 def read_json(path: Path) -> dict:

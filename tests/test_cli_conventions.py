@@ -149,7 +149,7 @@ def test_choices_match_what_the_library_accepts() -> None:
     from audioclf.cli.output import FORMATS
     from audioclf.engine import ray
     from audioclf.engine.records import AGGREGATES
-    from audioclf.engine.runner import ACTIVATIONS, DEVICES, DTYPES
+    from audioclf.engine.runner import ACTIVATIONS, BACKENDS, DEVICES, DTYPES
     from audioclf.cli._options import DEVICE_CHOICES, Precision
     from audioclf.cli.output import PER_INPUT_FORMATS
 
@@ -157,6 +157,7 @@ def test_choices_match_what_the_library_accepts() -> None:
     assert get_args(Precision) == DTYPES
     assert get_args(command.Aggregate) == AGGREGATES
     assert get_args(command.Engine) == command.ENGINES
+    assert get_args(command.Backend) == BACKENDS
     assert DEVICE_CHOICES == DEVICES
     assert _completions("audioclf classify --format ") == set(FORMATS) | set(PER_INPUT_FORMATS) | set(ray.FORMATS)
 

@@ -80,7 +80,7 @@ def _root(
 
 
 def _register_commands() -> None:
-    from audioclf.cli import cache, classify, convert, download, embed, env, evaluate, inspect, segments, train
+    from audioclf.cli import cache, classify, convert, download, embed, env, evaluate, export, inspect, segments, train
 
     app.command(epilog=classify.EXAMPLES)(classify.classify)
     app.command(epilog=embed.EXAMPLES)(embed.embed)
@@ -90,6 +90,7 @@ def _register_commands() -> None:
     app.command(epilog=download.EXAMPLES)(download.download)
     app.command(epilog=inspect.EXAMPLES)(inspect.inspect)
     app.command(epilog=convert.EXAMPLES)(convert.convert)
+    app.command(epilog=export.EXAMPLES)(export.export)
     app.command(epilog=env.EXAMPLES)(env.env)
     app.add_typer(cache.cache_app, name="cache")
 

@@ -86,7 +86,9 @@ Device = Annotated[
                  autocompletion=_complete_devices),
 ]
 Threads = Annotated[
-    Optional[int], typer.Option("--threads", help="Torch CPU threads (default: torch's choice).", show_default=False)
+    Optional[int],
+    typer.Option("--threads", help="CPU threads of the model (default: the runtime's choice, one per core).",
+                 show_default=False),
 ]
 
 Precision = Literal["float32", "bfloat16", "float16"]

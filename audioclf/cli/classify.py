@@ -36,6 +36,7 @@ Engine = Literal["local", "ray"]
 Activation = Literal["auto", "softmax", "sigmoid", "none"]
 Aggregate = Literal["mean", "max"]
 Quantization = Literal["int8"]
+Backend = Literal["auto", "torch", "onnx"]
 #: what ``--format`` takes: the record formats, the event tables of ``--events``, and parquet for ``--engine ray``
 ClassifyFormat = Literal[RecordFormat, "audacity", "raven", "parquet"]
 
@@ -86,10 +87,16 @@ def classify(
                                                    show_default=False)] = None,
     device: Device = "auto",
     dtype: Dtype = "float32",
-    quantize: Annotated[Optional[Quantization], typer.Option(help="int8: dynamic int8 quantization of the linear "
-                                                             "layers (CPU, opt-in; scores move slightly).",
+    quantize: Annotated[Optional[Quantization], typer.Option(help="int8: int8 linear layers (CPU, opt-in; scores "
+                                                             "move slightly): dynamic, or static with --calibrate.",
                                                              show_default=False)] = None,
     threads: Threads = None,
+    backend: Annotated[Backend, typer.Option(help="onnx: ONNX Runtime on a graph exported once per model and cached "
+                                             "(CPU, float32 or int8; torch is not imported once the graph is "
+                                             "cached); auto: onnx for a float32 model on the CPU, else torch.")] = "auto",
+    calibrate: Annotated[Optional[list[Path]], typer.Option(help="With --quantize int8: static int8 calibrated on "
+                                                            "this audio (file or directory; repeatable; onnx "
+                                                            "backend).", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(help="Decoding threads (default: up to 4); --engine ray: model "
                                                    "replicas (actors).", show_default=False)] = None,
     quiet: Quiet = False,
@@ -179,7 +186,8 @@ def classify(
     options = dict(batch_size=batch_size, max_batch_seconds=max_batch_seconds, chunk=chunk, window=window, hop=hop,
                    aggregate=aggregate, channels=channels, top_k=top_k, min_score=min_score, activation=activation,
                    labels=label_names, device=device, dtype=dtype, quantize=quantize, threads=threads, recursive=recursive,
-                   revision=revision, token=token, cache_dir=None if cache_dir is None else str(cache_dir))
+                   revision=revision, token=token, cache_dir=None if cache_dir is None else str(cache_dir),
+                   backend=backend, calibrate=[str(path) for path in calibrate or []] or None)
     with _StopSignals() as stop:
         try:
             if engine == "ray":

@@ -1,6 +1,7 @@
 """Classification: :class:`Classifier` and :func:`classify`, the public API behind ``audioclf classify``.
 
-A thin consumer of the shared pieces: :class:`~audioclf.engine.runner.ModelRunner` (the model),
+A thin consumer of the shared pieces: a runner (the model: :class:`~audioclf.engine.runner.ModelRunner` on torch or
+:class:`~audioclf.engine.onnx_runner.OnnxRunner` on ONNX Runtime, chosen by :func:`~audioclf.engine.runner.load_runner`),
 :class:`~audioclf.data.segments.Segmenter` (the audio), :class:`~audioclf.engine.stream.SegmentStream` (the loop)
 and :class:`~audioclf.engine.records.ScoreRecords` (the records). Per segment it computes label scores: the
 featurizer collates the batch, the model gives logits, the activation makes scores.
@@ -29,7 +30,7 @@ from audioclf.audio.features import Featurizer
 from audioclf.data.segments import PreparedFile, Segment
 from audioclf.engine.pipeline import FileDone, ModelPipeline, StreamOptions, check_sampling_rate, report, require
 from audioclf.engine.records import AGGREGATES, Record, ScoreRecords
-from audioclf.engine.runner import ACTIVATIONS, activate, resolve_activation
+from audioclf.engine.runner import ACTIVATIONS, BACKENDS, activate, load_runner, resolve_activation
 from audioclf.engine.stream import FileResult
 
 __all__ = ["Classifier", "ClassifyOptions", "FileDone", "classify"]
@@ -48,6 +49,14 @@ class ClassifyOptions(StreamOptions):
         min_score: drop labels scoring below this.
         activation: ``"auto"`` (from ``config.problem_type``), ``"softmax"``, ``"sigmoid"`` or ``"none"``.
         labels: only report these labels (names from the model's ``id2label``).
+        backend: ``"auto"``, ``"onnx"`` (ONNX Runtime on a graph exported once per checkpoint and cached; CPU,
+            float32 or int8) or ``"torch"`` (every device and dtype). ``auto`` picks ``onnx`` for a model given by
+            name that runs in float32 on the CPU when onnxruntime is installed, else ``torch``
+            (:func:`~audioclf.engine.runner.choose_backend`). Classification only: embeddings need hidden states,
+            which only torch gives.
+        calibrate: audio files or directories whose activation ranges calibrate static int8 (``quantize="int8"``,
+            ONNX backend): use audio like the audio you will classify. Without it, int8 is dynamic (activations
+            quantized per batch).
     """
 
     aggregate: str | None = None
@@ -55,6 +64,8 @@ class ClassifyOptions(StreamOptions):
     min_score: float | None = None
     activation: str = "auto"
     labels: Sequence[str] | None = None
+    backend: str = "auto"
+    calibrate: Sequence[str] | None = None
 
     def validate(self) -> None:
         """Raise :class:`OptionError` (naming the argument) for values that cannot work with any model."""
@@ -69,6 +80,9 @@ class ClassifyOptions(StreamOptions):
         require(self.activation in ACTIVATIONS, "activation",
                 f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         require(self.labels is None or (len(self.labels) > 0 and all(self.labels)), "labels", "needs label names")
+        require(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        require(not self.calibrate or self.quantize == "int8", "calibrate", "needs quantize int8")
+        require(not self.calibrate or self.backend != "torch", "calibrate", "needs the onnx backend")
 
 
 class Classifier:
@@ -87,8 +101,11 @@ class Classifier:
 
     def __init__(self, model: Any = None, *, featurizer: Featurizer | None = None, **options: Any) -> None:
         self.options = opts = ClassifyOptions.checked(options)  # before importing torch: mistakes are reported at once
+        runner = load_runner(model, backend=opts.backend, revision=opts.revision, token=opts.token,
+                             cache_dir=opts.cache_dir, device=opts.device, dtype=opts.dtype, quantize=opts.quantize,
+                             calibrate=opts.calibrate, threads=opts.threads)
         self.pipeline = ModelPipeline(model, opts, lambda segments: self.score_segments(segments),
-                                      featurizer=featurizer)
+                                      featurizer=featurizer, runner=runner)
         self.runner, self.featurizer = self.pipeline.runner, self.pipeline.featurizer
         self.segmenter, self.stream = self.pipeline.segmenter, self.pipeline.stream
         config = self.runner.config
@@ -140,8 +157,9 @@ def classify(inputs: Any, model: Any = None, *, sampling_rate: int | None = None
         sampling_rate: the rate of bare arrays, in Hz.
         progress: called with a :class:`FileDone` for each finished input.
         **options: see :class:`ClassifyOptions` (``batch_size``, ``chunk``, ``window``, ``hop``, ``aggregate``,
-            ``channels``, ``top_k``, ``min_score``, ``activation``, ``labels``, ``device``, ``dtype``, ``threads``,
-            ``workers``, ``max_batch_seconds``, ``recursive``, ``revision``, ``token``, ``cache_dir``).
+            ``channels``, ``top_k``, ``min_score``, ``activation``, ``labels``, ``device``, ``dtype``, ``quantize``,
+            ``calibrate``, ``backend``, ``threads``, ``workers``, ``max_batch_seconds``, ``recursive``, ``revision``,
+            ``token``, ``cache_dir``).
 
     Records: ``{"path", ["channel"], ["start", "end"], "labels": [{"label", "score"}, …], "model", ["revision"]}``
     (in-memory inputs: ``"index"``, their position in ``inputs``, instead of ``"path"``), or ``{"path" | "index",

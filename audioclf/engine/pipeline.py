@@ -159,16 +159,19 @@ class ModelPipeline:
     """A loaded model on the streaming path: ``runner``, ``featurizer``, ``segmenter`` (from ``options``) and
     ``stream``, which runs ``compute`` (a batch of segments → one result per segment) on every batch.
     ``featurizer`` is for a loaded classifier whose preprocessor config is not on disk (``None``: read from the
-    model's directory).
+    model's directory). ``runner``: a runner built by the caller (for instance on another backend,
+    :func:`~audioclf.engine.runner.load_runner`) instead of a torch :class:`ModelRunner` from ``model`` and
+    ``options``; it needs ``config``, ``device.type``, ``featurizer()`` and whatever ``compute`` calls.
 
     Raises :class:`OptionError` for cuts the model cannot take or an unusable device, and the loader's
     :class:`~audioclf.errors.AudioclfError` for a model that cannot be loaded."""
 
     def __init__(self, model: Any, options: StreamOptions, compute: Callable[[list[Segment]], Sequence[Any]], *,
-                 featurizer: Featurizer | None = None) -> None:
+                 featurizer: Featurizer | None = None, runner: Any = None) -> None:
         opts = options
-        self.runner = ModelRunner(model, revision=opts.revision, token=opts.token, cache_dir=opts.cache_dir,
-                                  device=opts.device, dtype=opts.dtype, quantize=opts.quantize, threads=opts.threads)
+        self.runner = runner if runner is not None else ModelRunner(
+            model, revision=opts.revision, token=opts.token, cache_dir=opts.cache_dir, device=opts.device,
+            dtype=opts.dtype, quantize=opts.quantize, threads=opts.threads)
         self.featurizer = featurizer if featurizer is not None else self.runner.featurizer()
         self.segmenter = Segmenter.for_model(self.runner.config, self.featurizer, channels=opts.channels,
                                              chunk=opts.chunk, window=opts.window, hop=opts.hop)

@@ -1,5 +1,9 @@
 """The model side of the engine: a classifier loaded once, placed, and run on collated batches.
 
+:func:`load_runner` picks the backend (:func:`choose_backend`): this module's torch :class:`ModelRunner`, or
+:class:`~audioclf.engine.onnx_runner.OnnxRunner` (ONNX Runtime, no torch import once the graph is cached). Both give
+the same attributes and :meth:`forward`.
+
 :class:`ModelRunner` loads a model by name (``from_pretrained``: directory, weights file, Hub id) or takes a given
 ``nn.Module``; sets torch's threads, the device and dtype, and optionally int8 dynamic quantization. A model it
 loaded itself is private to it, so it also switches on the inference-only fast paths
@@ -11,7 +15,9 @@ frame vectors or pooled (embeddings). :func:`resolve_activation` / :func:`activa
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -22,10 +28,11 @@ from audioclf.audio.features import Featurizer, load_featurizer
 from audioclf.data.failures import one_line
 from audioclf.errors import OptionError
 
-__all__ = ["ACTIVATIONS", "DEVICES", "DTYPES", "LayerStates", "ModelRunner", "RunOutput", "activate",
-           "resolve_activation", "resolve_device"]
+__all__ = ["ACTIVATIONS", "BACKENDS", "DEVICES", "DTYPES", "LayerStates", "ModelRunner", "RunOutput", "activate",
+           "choose_backend", "load_runner", "resolve_activation", "resolve_device"]
 
 ACTIVATIONS = ("auto", "softmax", "sigmoid", "none")
+BACKENDS = ("auto", "torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -81,6 +88,11 @@ class ModelRunner:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
         self.dtype = getattr(torch, str(dtype).removeprefix("torch."))
+        if self.device.type == "cuda" and self.dtype == torch.float32:
+            # float32 means float32: no TF32 tensor-core rounding in the convs (cuDNN's default) or matmuls, so GPU
+            # scores equal the CPU's within float32 rounding
+            torch.backends.cudnn.conv.fp32_precision = "ieee"
+            torch.backends.cuda.matmul.fp32_precision = "ieee"
         if model is None or isinstance(model, (str, os.PathLike)):
             self.name = os.fspath(model) if model is not None else DEFAULT_MODEL_NAME
             # inference: every weight must be in the checkpoint (no random head, no random layer)
@@ -183,6 +195,61 @@ def _valid_frames(frame_mask: Any, state: Any, full_frames: int, squeeze_factor:
     if frames != full_frames:
         counts = torch.div(counts + squeeze_factor - 1, squeeze_factor, rounding_mode="floor")
     return counts.clamp(max=frames)
+
+
+def choose_backend(model: Any, backend: str = "auto", *, device: str = "auto", dtype: str = "float32") -> str:
+    """``"onnx"`` or ``"torch"``: ``backend`` itself (checked against ``device`` and ``dtype``), or for ``"auto"``
+    ``onnx`` when the model is given by name (not as a module), runs in float32 on the CPU (``device`` ``cpu``, or
+    ``auto`` on a machine where torch would find no CUDA device) and onnxruntime is installed; else ``torch``.
+
+    Deciding never imports torch: ``auto`` tells CUDA from the installed torch build and the NVIDIA driver's files.
+    """
+    dtype = str(dtype).removeprefix("torch.")
+    if backend == "onnx":
+        if str(device) not in ("auto", "cpu"):
+            raise OptionError("device", f"{device}: the onnx backend runs on the CPU (use backend torch)")
+        if dtype != "float32":
+            raise OptionError("dtype", f"{dtype}: the onnx backend runs float32 or int8 (use backend torch)")
+        return "onnx"
+    if backend != "auto":
+        return backend
+    by_name = model is None or isinstance(model, (str, os.PathLike))
+    on_cpu = str(device) == "cpu" or (str(device) == "auto" and not _cuda_likely())
+    if by_name and on_cpu and dtype == "float32" and importlib.util.find_spec("onnxruntime") is not None:
+        return "onnx"
+    return "torch"
+
+
+def load_runner(model: Any = None, *, backend: str = "auto", revision: str | None = None,
+                token: str | bool | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                device: str = "auto", dtype: str = "float32", quantize: str | None = None, calibrate: Any = None,
+                threads: int | None = None) -> Any:
+    """A :class:`ModelRunner` or :class:`~audioclf.engine.onnx_runner.OnnxRunner` for ``model``, per
+    :func:`choose_backend` (``calibrate`` asks for ONNX's static int8)."""
+    chosen = choose_backend(model, "onnx" if calibrate else backend, device=device, dtype=dtype)
+    if chosen == "onnx":
+        from audioclf.engine.onnx_runner import OnnxRunner
+
+        return OnnxRunner(model, revision=revision, token=token, cache_dir=cache_dir, quantize=quantize,
+                          calibrate=calibrate, threads=threads)
+    return ModelRunner(model, revision=revision, token=token, cache_dir=cache_dir, device=device, dtype=dtype,
+                       quantize=quantize, threads=threads)
+
+
+def _cuda_likely() -> bool:
+    """Whether ``torch.cuda.is_available()`` would probably say yes, without importing torch: the installed torch is
+    a CUDA build (``torch/version.py``) and an NVIDIA driver is loaded. Torch already imported is asked directly."""
+    if "torch" in sys.modules:
+        return bool(sys.modules["torch"].cuda.is_available())
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    try:
+        text = (Path(list(spec.submodule_search_locations)[0]) / "version.py").read_text()
+    except OSError:
+        return True  # cannot tell: let torch decide
+    cuda_build = any(line.startswith("cuda") and "None" not in line for line in text.splitlines())
+    return cuda_build and (Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists())
 
 
 def resolve_activation(activation: str, config: Any) -> str:

@@ -29,13 +29,14 @@ class PositionalConvLayer(nn.Module):
         self.conv = nn.Conv1d(config.hidden_size, config.hidden_size, kernel, padding=kernel // 2,
                               groups=config.num_conv_pos_embedding_groups)
         self.trim_last = kernel % 2 == 0
+        self.channels = config.hidden_size  # a constant shape, so a traced graph (ONNX export) keeps the LayerNorm
         self.activation = activation(config.feat_extract_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
         if self.trim_last:
             x = x[:, :, :-1]
-        x = F.layer_norm(x.transpose(1, 2), x.shape[1:2]).transpose(1, 2)
+        x = F.layer_norm(x.transpose(1, 2), (self.channels,)).transpose(1, 2)
         return self.activation(x)
 
 

@@ -288,14 +288,30 @@ FAST_PATHS: dict[type[nn.Module], type[nn.Module]] = {
 }
 
 
-def optimize_for_inference(model: nn.Module) -> None:
-    """Install the fast paths in ``model`` (an :class:`~audioclf.models.classifier.AudioClassifier`) in place:
-    eval mode, no gradients, weight norm folded, blocks swapped for their inference versions, caches filled."""
+def fold_weight_norm(model: nn.Module) -> None:
+    """Eval mode, no gradients, and every weight-norm parametrization replaced by the plain weight it computes.
+
+    The shared first step of :func:`optimize_for_inference` and of the export-friendly form (:func:`export_form`)."""
     model.eval()
     model.requires_grad_(False)
     for module in model.modules():
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+
+
+def export_form(model: nn.Module) -> None:
+    """Prepare ``model`` in place for tracing into a graph (ONNX export): weight norm folded, the readable blocks
+    kept. The fast paths above are not installed: their time tiling and window views are Python loops over the
+    input length, which a trace would freeze at the example's length; a graph runtime fuses the readable ops itself.
+    Like :func:`optimize_for_inference` it marks the model ``inference_only``."""
+    fold_weight_norm(model)
+    model.inference_only = True
+
+
+def optimize_for_inference(model: nn.Module) -> None:
+    """Install the fast paths in ``model`` (an :class:`~audioclf.models.classifier.AudioClassifier`) in place:
+    eval mode, no gradients, weight norm folded, blocks swapped for their inference versions, caches filled."""
+    fold_weight_norm(model)
     for module in model.modules():
         fast = FAST_PATHS.get(type(module))
         if fast is not None:

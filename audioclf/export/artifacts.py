@@ -132,7 +132,8 @@ def calibration_batches(files: ModelFiles, audio: Sequence[Path], limit: int = C
 def _load_torch_model(files: ModelFiles) -> Any:
     from audioclf.auto import AutoModelForAudioClassification
 
-    return AutoModelForAudioClassification.from_pretrained(files.load_path)
+    # inference, as on torch: every weight must be in the checkpoint (no random head, no random layer)
+    return AutoModelForAudioClassification.from_pretrained(files.load_path, missing_weights="none")
 
 
 def _build(files: ModelFiles, variant: str, calibration: list[Path], folder: Path, threads: int | None
